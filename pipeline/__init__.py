@@ -1,0 +1,1 @@
+"""rdistill: distil image-retrieval teachers into small students from cached teacher features."""

@@ -1,0 +1,75 @@
+"""Torch Dataset over an image list, and the transforms and collation it needs."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset, default_collate
+from torchvision.transforms import v2
+
+from pipeline.errors import RdistillError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def eval_transform(image_size: int) -> v2.Compose:
+    """Longer side resized to `image_size` (aspect kept), ImageNet normalisation."""
+    return v2.Compose([
+        v2.ToImage(),
+        v2.Resize(size=None, max_size=image_size, antialias=True),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+def train_transform(image_size: int) -> v2.Compose:
+    """As eval_transform, then centred on a square canvas so that batches stack."""
+    return v2.Compose([*eval_transform(image_size).transforms, v2.CenterCrop(image_size)])
+
+
+def load_rgb(path: Path) -> Image.Image:
+    """Decode an image file to upright RGB."""
+    with Image.open(path) as image:
+        return ImageOps.exif_transpose(image).convert("RGB")
+
+
+class ImageListDataset(Dataset):
+    """Items (image tensor, label, row) for the chosen rows of an image list."""
+
+    def __init__(self, paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray, transform):
+        self.paths, self.labels, self.rows, self.transform = paths, labels, np.asarray(rows), transform
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        row = int(self.rows[i])
+        path = self.paths[row]
+        try:
+            image = load_rgb(path)
+        except (OSError, UnidentifiedImageError) as exc:
+            raise RdistillError(f"{path}: cannot decode image of row {row} ({exc})") from None
+        return self.transform(image), int(self.labels[row]), row
+
+
+def collate_by_shape(items: list) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Collate into groups of equal image shape: [(images, labels, rows), ...]."""
+    groups: dict[tuple, list] = {}
+    for item in items:
+        groups.setdefault(tuple(item[0].shape), []).append(item)
+    return [tuple(default_collate(group)) for group in groups.values()]
+
+
+def make_loader(dataset: Dataset, batch_size: int, workers: int, shuffle: bool = False,
+                seed: int = 0, by_shape: bool = False) -> DataLoader:
+    """A DataLoader with seeded shuffling, pinned memory on CUDA and persistent workers."""
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=generator,
+        collate_fn=collate_by_shape if by_shape else None, pin_memory=torch.cuda.is_available(),
+        persistent_workers=workers > 0,
+    )

@@ -1,0 +1,124 @@
+"""HDF5 feature files: `features` (N, D) float32, `ids` (N,), provenance in attributes.
+
+Files are written under a temporary name and renamed when complete; a file without the
+`complete` attribute (or one that h5py cannot open) is refused with its name.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+
+from pipeline.errors import RdistillError
+from pipeline.io import atomic_path
+
+
+@dataclass
+class FeatureFile:
+    """Features read from HDF5: (N, D) float32 array, ids and provenance attributes."""
+
+    features: np.ndarray
+    ids: list[str]
+    attrs: dict
+
+
+class _RowWriter:
+    """Writes feature rows into a chunked dataset created on the first write."""
+
+    def __init__(self, h5: h5py.File, n_rows: int, chunk_rows: int):
+        self.h5, self.n_rows, self.chunk_rows, self.dataset = h5, n_rows, chunk_rows, None
+
+    def write(self, rows: np.ndarray, features: np.ndarray) -> None:
+        """Store `features` (len(rows), D) at `rows`."""
+        if self.dataset is None:
+            dim = features.shape[1]
+            self.dataset = self.h5.create_dataset(
+                "features", shape=(self.n_rows, dim), dtype="float32",
+                chunks=(min(self.chunk_rows, self.n_rows), dim))
+        order = np.argsort(rows)
+        self.dataset[rows[order]] = features[order].astype(np.float32, copy=False)
+
+
+@contextlib.contextmanager
+def feature_writer(path: str | Path, ids: list[str], attrs: dict, chunk_rows: int = 512) -> Iterator[_RowWriter]:
+    """Open a temporary HDF5 for N = len(ids) rows; publish it at `path` when the block succeeds."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as h5:
+            h5.create_dataset("ids", data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype())
+            for key, value in attrs.items():
+                h5.attrs[key] = _encode(value)
+            writer = _RowWriter(h5, len(ids), chunk_rows)
+            yield writer
+            if writer.dataset is None:
+                raise RdistillError(f"{path}: no features were written")
+            h5.attrs["complete"] = True
+
+
+def write_arrays(path: str | Path, arrays: dict[str, np.ndarray], attrs: dict) -> None:
+    """Write named arrays and attributes to one HDF5 file atomically."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        for name, array in arrays.items():
+            if array.dtype.kind in "OU":
+                h5.create_dataset(name, data=array.astype(object), dtype=h5py.string_dtype())
+            else:
+                h5.create_dataset(name, data=array)
+        for key, value in attrs.items():
+            h5.attrs[key] = _encode(value)
+        h5.attrs["complete"] = True
+
+
+def read_arrays(path: str | Path, names: list[str]) -> tuple[dict[str, np.ndarray], dict]:
+    """Read named arrays and attributes from a complete HDF5 file."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as h5:
+            attrs = {k: _decode(v) for k, v in h5.attrs.items()}
+            if not attrs.get("complete"):
+                raise RdistillError(f"{path}: incomplete file (no 'complete' mark); rerun the stage that writes it")
+            missing = [n for n in names if n not in h5]
+            if missing:
+                raise RdistillError(f"{path}: missing dataset {missing[0]!r}")
+            arrays = {n: h5[n].asstr()[()] if h5[n].dtype.kind == "O" else h5[n][()] for n in names}
+    except FileNotFoundError:
+        raise RdistillError(f"{path}: file not found; run the stage that writes it") from None
+    except OSError as exc:
+        raise RdistillError(f"{path}: unreadable HDF5 file ({exc})") from None
+    return arrays, attrs
+
+
+def read_features(path: str | Path) -> FeatureFile:
+    """Read a complete feature file; refuses NaN or inf values."""
+    arrays, attrs = read_arrays(path, ["features", "ids"])
+    features = arrays["features"]
+    bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
+    if bad.size:
+        raise RdistillError(f"{path}: row {bad[0]} holds NaN or inf")
+    return FeatureFile(features, list(arrays["ids"]), attrs)
+
+
+def _encode(value):
+    """HDF5 attributes hold scalars and strings; store containers as JSON."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True)
+    if value is None:
+        return "null"
+    return value
+
+
+def _decode(value):
+    """Undo _encode: JSON strings back to containers, numpy scalars to Python."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and (value == "null" or value.startswith(("[", "{"))):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

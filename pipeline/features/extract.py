@@ -1,0 +1,56 @@
+"""Multi-scale global descriptors (METHODS §1) of every image, streamed into HDF5."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm import tqdm
+
+from pipeline.models.pooling import l2n
+
+
+def multiscale_descriptor(net: Callable[[Tensor], Tensor], images: Tensor, scales: Sequence[float]) -> Tensor:
+    """METHODS §1: describe `images` at each scale, l2n each, average, l2n again. (B,3,H,W) -> (B,D)."""
+    height, width = images.shape[-2:]
+    total = None
+    for scale in scales:
+        if scale == 1.0:
+            resized = images
+        else:
+            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+            resized = F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
+        descriptor = l2n(net(resized))
+        total = descriptor if total is None else total + descriptor
+    return l2n(total)
+
+
+def default_device() -> torch.device:
+    """CUDA when available, CPU otherwise."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def describe(net: torch.nn.Module, batches: Iterable, scales: Sequence[float], n_images: int,
+             device: torch.device, desc: str = "extract"):
+    """Yield (rows, descriptors) numpy pairs for batches of [(images, labels, rows), ...] groups."""
+    net.eval().to(device)
+    with tqdm(total=n_images, desc=desc, unit="img", mininterval=1.0) as bar:
+        for groups in batches:
+            for images, _labels, rows in groups:
+                images = images.to(device, non_blocking=True)
+                yield rows.numpy(), multiscale_descriptor(net, images, scales).float().cpu().numpy()
+                bar.update(len(rows))
+
+
+def describe_all(net: torch.nn.Module, batches: Iterable, scales: Sequence[float], n_rows: int,
+                 rows_total: int, device: torch.device, desc: str = "extract") -> np.ndarray:
+    """All descriptors in memory, as an (n_rows, D) array indexed by list row (unvisited rows zero)."""
+    out = None
+    for rows, feats in describe(net, batches, scales, rows_total, device, desc):
+        if out is None:
+            out = np.zeros((n_rows, feats.shape[1]), dtype=np.float32)
+        out[rows] = feats
+    return out

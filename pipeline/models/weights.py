@@ -1,0 +1,67 @@
+"""Loading network weights without ever downloading: local state_dicts and the local torch cache."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from pipeline.errors import RdistillError
+from pipeline.models.registry import RetrievalNet, trunk_of
+
+
+def load_state_dict(path: str | Path) -> dict:
+    """torch.load with weights_only=True; a clear error for a missing or unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RdistillError(f"{path}: weights file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or unsafe pickles
+        raise RdistillError(f"{path}: not a loadable state_dict ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    if not isinstance(state, dict):
+        raise RdistillError(f"{path}: expected a state_dict, found {type(state).__name__}")
+    return state
+
+
+def load_strict(module: nn.Module, state: dict, source: str) -> None:
+    """load_state_dict(strict) whose error names the first mismatching key."""
+    own = module.state_dict()
+    for key in own:
+        if key not in state:
+            raise RdistillError(f"{source}: missing key {key!r} for {type(module).__name__}")
+        if tuple(state[key].shape) != tuple(own[key].shape):
+            raise RdistillError(f"{source}: key {key!r} has shape {tuple(state[key].shape)}, "
+                                f"expected {tuple(own[key].shape)}")
+    extra = [k for k in state if k not in own]
+    if extra:
+        raise RdistillError(f"{source}: unexpected key {extra[0]!r} (wrong architecture?)")
+    module.load_state_dict(state)
+
+
+def cached_torchvision_state(weights_name: str) -> dict:
+    """State dict of a torchvision weights enum (e.g. ResNet50_Weights.IMAGENET1K_V2) from the local cache only."""
+    try:
+        weights = torchvision.models.get_weight(weights_name)
+    except (ValueError, KeyError, AttributeError):
+        raise RdistillError(f"weights {weights_name!r}: neither a file nor a torchvision weights name") from None
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if not cached.is_file():
+        raise RdistillError(f"weights {weights_name!r}: not in the local torch cache ({cached}); "
+                            f"rdistill never downloads, place the file there or give a state_dict path")
+    return load_state_dict(cached)
+
+
+def load_pretrained(net: RetrievalNet, weights: str) -> None:
+    """Fill `net` from a RetrievalNet state_dict, a classifier state_dict file, or a cached torchvision name."""
+    if Path(weights).suffix in (".pt", ".pth") or Path(weights).exists():
+        state, source = load_state_dict(weights), weights
+    else:
+        state, source = cached_torchvision_state(weights), weights
+    if any(k.startswith("trunk.") for k in state):
+        load_strict(net, state, source)
+        return
+    classifier = torchvision.models.get_model(net.arch, weights=None)
+    load_strict(classifier, state, source)
+    net.trunk.load_state_dict(trunk_of(classifier, net.arch).state_dict())

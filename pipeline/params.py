@@ -1,0 +1,140 @@
+"""Typed schema of params.yaml: every section validated up front, errors name the key path."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+
+from pipeline.errors import RdistillError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrepareParams(Section):
+    source: Literal["sklearn_digits", "list"] = "sklearn_digits"
+    list: str | None = None  # with source=list: the user's CSV (path,label,split)
+    n_train: PositiveInt = 1000  # sklearn_digits: images in the training split, the rest is `test`
+    limit: PositiveInt | None = None  # sklearn_digits: keep only the first `limit` images (tiny runs)
+
+
+class TeacherSpec(Section):
+    arch: str
+    weights: str = "train"  # a state_dict path, a torchvision weights name (local cache only), or `train`
+    dim: PositiveInt | None = None  # optional linear layer after GeM
+    image_size: PositiveInt = 32  # longer image side fed to the network
+
+
+class TeacherParams(Section):
+    epochs: PositiveInt = 6
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 1e-3
+    weight_decay: float = Field(1e-6, ge=0)
+    temperature: PositiveFloat = 0.05
+    workers: int = Field(0, ge=0)
+
+
+class ExtractParams(Section):
+    scales: list[PositiveFloat] = [1.0, 0.7071, 0.5]
+    batch_size: PositiveInt = 128
+    chunk_size: PositiveInt = 512
+    workers: int = Field(0, ge=0)
+
+
+class WhitenParams(Section):
+    n_components: PositiveInt = 32
+    power: PositiveFloat = 0.5
+
+
+class MineParams(Section):
+    index: str = "PQ8x4"
+    k: PositiveInt = 64
+    batch_size: PositiveInt = 4096
+
+
+class StudentArch(Section):
+    arch: str = "resnet18"
+    image_size: PositiveInt = 32
+
+
+class CSDParams(Section):
+    k: PositiveInt = 64
+    tau_g: PositiveFloat = 0.01
+    tau_q: PositiveFloat = 1.0
+    variant: Literal["kl", "l1", "l2"] = "kl"
+
+
+class NoDistillParams(Section):
+    temperature: PositiveFloat = 0.05
+
+
+class TrainParams(Section):
+    student: StudentArch = StudentArch()
+    epochs: PositiveInt = 15
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 1e-3
+    weight_decay: float = Field(1e-6, ge=0)
+    workers: int = Field(0, ge=0)
+    csd: CSDParams = CSDParams()
+    no_distill: NoDistillParams = NoDistillParams()
+
+
+class StudentSpec(Section):
+    method: Literal["csd", "no_distill"]
+    teacher: str  # the teacher whose whitened space the student is trained into
+
+
+class EvaluateParams(Section):
+    scales: list[PositiveFloat] = [1.0]
+    recall_at: list[PositiveInt] = [1, 5, 10]
+    batch_size: PositiveInt = 256
+
+
+class Params(Section):
+    seed: int = 0
+    prepare: PrepareParams = PrepareParams()
+    teachers: dict[str, TeacherSpec]
+    teacher: TeacherParams = TeacherParams()
+    extract: ExtractParams = ExtractParams()
+    whiten: WhitenParams = WhitenParams()
+    mine: MineParams = MineParams()
+    train: TrainParams = TrainParams()
+    students: dict[str, StudentSpec] = {}
+    evaluate: EvaluateParams = EvaluateParams()
+
+    @model_validator(mode="after")
+    def _students_name_known_teachers(self) -> "Params":
+        for name, spec in self.students.items():
+            if spec.teacher not in self.teachers:
+                raise ValueError(f"students.{name}.teacher: unknown teacher {spec.teacher!r} "
+                                 f"(declared: {', '.join(self.teachers)})")
+        if self.train.csd.k > self.mine.k:
+            raise ValueError(f"train.csd.k: {self.train.csd.k} exceeds the {self.mine.k} neighbours mined (mine.k)")
+        return self
+
+
+def _one_line(err: ValidationError, source: Path) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"].removeprefix("Value error, ")
+    got = f" (got {first['input']!r})" if first["type"] not in ("missing", "value_error") else ""
+    where = f"{loc}: " if loc else ""
+    return f"{source}: {where}{msg}{got}"
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; raise RdistillError naming the key path at fault."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RdistillError(f"{path}: parameter file not found") from None
+    except yaml.YAMLError as exc:
+        raise RdistillError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        raise RdistillError(_one_line(exc, path)) from None

@@ -1,0 +1,105 @@
+"""The `rdistill` command: one sub-command per DVC stage."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from pipeline.errors import RdistillError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Distil image-retrieval teachers into small students from cached teacher features. "
+                       "Each command is one stage of dvc.yaml; run them all with `dvc repro`.")
+state = {"params": Path("params.yaml"), "debug": False}
+
+
+@app.callback()
+def main_options(
+    params: Path = typer.Option(Path("params.yaml"), "--params", help="Parameter file to read."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for expected errors."),
+) -> None:
+    """Options shared by every stage."""
+    state["params"], state["debug"] = params, debug
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@app.command("prepare")
+def prepare_cmd() -> None:
+    """Write data/prepared/list.csv (path,label,split): the embedded digits or your own list."""
+    from stages.prepare import prepare
+    prepare(state["params"])
+
+
+@app.command("teacher")
+def teacher_cmd(name: str = typer.Argument(..., help="Teacher name declared under `teachers:`.")) -> None:
+    """Resolve a teacher's weights (file, local torch cache) or train it (weights: train)."""
+    from stages.teacher import teacher
+    teacher(name, state["params"])
+
+
+@app.command("extract")
+def extract_cmd(name: str = typer.Argument(..., help="Teacher name declared under `teachers:`.")) -> None:
+    """Multi-scale GeM features of every listed image -> data/features/NAME.h5."""
+    from stages.extract import extract
+    extract(name, state["params"])
+
+
+@app.command("whiten")
+def whiten_cmd(name: str = typer.Argument(..., help="Teacher name.")) -> None:
+    """Learn PCA whitening on the training split and whiten every feature."""
+    from stages.whiten import whiten
+    whiten(name, state["params"])
+
+
+@app.command("mine")
+def mine_cmd(name: str = typer.Argument(..., help="Teacher name.")) -> None:
+    """FAISS index over whitened training features; top-K neighbours of each training image."""
+    from stages.mine import mine
+    mine(name, state["params"])
+
+
+@app.command("train")
+def train_cmd(name: str = typer.Argument(..., help="Student name declared under `students:`.")) -> None:
+    """Train a student against cached teacher features and neighbours."""
+    from stages.train import train
+    train(name, state["params"])
+
+
+@app.command("evaluate")
+def evaluate_cmd(name: str = typer.Argument(..., help="Student name.")) -> None:
+    """Score a student: symmetric, and asymmetric against its teacher's gallery."""
+    from stages.evaluate import evaluate
+    evaluate(name, state["params"])
+
+
+@app.command("evaluate-teacher")
+def evaluate_teacher_cmd(name: str = typer.Argument(..., help="Teacher name.")) -> None:
+    """Score a teacher's raw and whitened features."""
+    from stages.evaluate import evaluate_teacher
+    evaluate_teacher(name, state["params"])
+
+
+@app.command("report")
+def report_cmd() -> None:
+    """Gather metrics into reports/results.md and print the table."""
+    from stages.report import report
+    typer.echo(report(state["params"]))
+
+
+def main() -> None:
+    """Entry point: run the app; expected errors become one line on stderr and exit code 1."""
+    try:
+        app(standalone_mode=False)
+    except RdistillError as exc:
+        if state["debug"]:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

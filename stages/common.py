@@ -1,0 +1,26 @@
+"""Helpers every stage shares: the parsed list, and loading labelled training rows."""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline import layout
+from pipeline.data.listfile import ImageList, read_list
+from pipeline.errors import RdistillError
+from pipeline.io import sha256_file
+
+
+def prepared_list() -> tuple[ImageList, str]:
+    """The prepared image list and its sha256."""
+    return read_list(layout.LIST), sha256_file(layout.LIST)
+
+
+def class_indices(image_list: ImageList, rows: np.ndarray, purpose: str) -> tuple[np.ndarray, int]:
+    """Labels of all rows mapped to 0..C−1 by the classes of `rows`; refuses unlabelled rows."""
+    labels = image_list.labels[rows]
+    if (labels < 0).any():
+        row = rows[np.flatnonzero(labels < 0)[0]]
+        raise RdistillError(f"{image_list.source}: row {row} ({image_list.ids[row]}) has no label, needed for {purpose}")
+    classes = np.unique(labels)
+    mapped = np.full(len(image_list), -1, dtype=np.int64)
+    mapped[rows] = np.searchsorted(classes, labels)
+    return mapped, len(classes)

@@ -1,0 +1,47 @@
+"""Stage `teacher`: resolve a declared teacher's weights (local file, local torch cache, or train it)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from pipeline import layout
+from pipeline.data.dataset import ImageListDataset, make_loader, train_transform
+from pipeline.errors import RdistillError
+from pipeline.features.extract import default_device
+from pipeline.io import atomic_path, write_json
+from pipeline.models.registry import create
+from pipeline.models.weights import load_pretrained
+from pipeline.params import load_params
+from pipeline.train.loop import fit, seed_everything
+from pipeline.train.objectives import ClassificationObjective
+from stages.common import class_indices, prepared_list
+
+log = logging.getLogger(__name__)
+
+
+def teacher(name: str, params_path: Path) -> None:
+    """Write data/teachers/<name>.pt: a trained or loaded teacher network."""
+    params = load_params(params_path)
+    if name not in params.teachers:
+        raise RdistillError(f"{params_path}: teachers.{name}: not declared (declared: {', '.join(params.teachers)})")
+    spec, p = params.teachers[name], params.teacher
+    seed_everything(params.seed)
+    net = create(spec.arch, spec.dim)
+    history = []
+    if spec.weights == "train":
+        image_list, _ = prepared_list()
+        rows = image_list.train_rows()
+        labels, n_classes = class_indices(image_list, rows, f"training teacher {name}")
+        dataset = ImageListDataset(image_list.paths, labels, rows, train_transform(spec.image_size))
+        loader = make_loader(dataset, p.batch_size, p.workers, shuffle=True, seed=params.seed)
+        objective = ClassificationObjective(n_classes, net.dim, p.temperature)
+        log.info("training teacher %s (%s) on %d images, %d classes", name, spec.arch, len(rows), n_classes)
+        history = fit(net, objective, loader, p.epochs, p.lr, p.weight_decay, default_device(),
+                      on_epoch=lambda r: log.info("teacher %s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"]))
+    else:
+        load_pretrained(net, spec.weights)
+    with atomic_path(layout.teacher_weights(name)) as tmp:
+        torch.save(net.cpu().state_dict(), tmp)
+    write_json(layout.metrics("teacher", name), {"arch": spec.arch, "weights": spec.weights, "history": history})

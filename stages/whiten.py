@@ -1,0 +1,40 @@
+"""Stage `whiten`: PCA whitening learned on a teacher's training features, applied to all (METHODS §2)."""
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import layout
+from pipeline.data.h5 import feature_writer, read_features, write_arrays
+from pipeline.params import load_params
+from pipeline.provenance import library_versions, require_match
+from pipeline.whitening.pca import apply_whitening, learn_pca
+from stages.common import prepared_list
+
+log = logging.getLogger(__name__)
+
+
+def whiten(name: str, params_path: Path) -> None:
+    """Write data/whitening/<name>.h5 (mean, projection, eigenvalues) and data/whitened/<name>.h5."""
+    params = load_params(params_path)
+    p = params.whiten
+    image_list, list_sha = prepared_list()
+    source = layout.raw_features(name)
+    raw = read_features(source)
+    require_match(source, raw.attrs, "teacher", name)
+    require_match(source, raw.attrs, "list_sha256", list_sha)
+    train = image_list.train_rows()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        w = learn_pca(raw.features[train], p.n_components, p.power)
+    for warning in caught:
+        log.warning("%s: %s", name, warning.message)
+    attrs = {**{k: raw.attrs[k] for k in ("teacher", "arch", "weights_sha256", "list_sha256")},
+             "whitening_source": str(source), "n_components": p.n_components, "power": p.power,
+             "n_train": int(len(train)), "n_informative": w.n_informative, "versions": library_versions()}
+    write_arrays(layout.whitening(name), {"mean": w.mean, "projection": w.projection, "eigenvalues": w.eigenvalues}, attrs)
+    with feature_writer(layout.whitened_features(name), raw.ids, attrs) as writer:
+        writer.write(np.arange(len(raw.ids)), apply_whitening(w, raw.features))
