@@ -52,6 +52,7 @@ class WhitenParams(Section):
 class MineParams(Section):
     index: str = "PQ8x4"
     k: PositiveInt = 64
+    shortlist: int = Field(0, ge=0)  # > k: the index proposes this many candidates, re-ranked exactly
     batch_size: PositiveInt = 4096
 
 

@@ -23,6 +23,11 @@ def main_options(
     """Options shared by every stage."""
     state["params"], state["debug"] = params, debug
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its CPU-feature probing is noise to users
+
+
+# Stage modules are imported inside each command: they pull in torch and faiss (seconds), which
+# `rdistill --help` and a wrong parameter should not wait for.
 
 
 @app.command("prepare")

@@ -24,11 +24,11 @@ def mine(name: str, params_path: Path) -> None:
     require_match(source, whitened.attrs, "teacher", name)
     require_match(source, whitened.attrs, "list_sha256", list_sha)
     train = image_list.train_rows()
-    sims, ids, exact_ids = mine_neighbours(whitened.features[train], p.index, p.k, p.batch_size)
+    sims, ids, exact_ids = mine_neighbours(whitened.features[train], p.index, p.k, p.shortlist, p.batch_size)
     recall = recall_at_k(ids, exact_ids)
-    attrs = {"teacher": name, "list_sha256": list_sha, "index": p.index, "k": p.k,
+    attrs = {"teacher": name, "list_sha256": list_sha, "index": p.index, "k": p.k, "shortlist": p.shortlist,
              "weights_sha256": whitened.attrs["weights_sha256"], "versions": library_versions()}
     write_arrays(layout.neighbours(name), {"rows": train, "indices": train[ids], "similarities": sims}, attrs)
     log.info("mined %d neighbours of %d images with %s: recall@%d %.3f", p.k, len(train), p.index, p.k, recall)
-    write_json(layout.metrics("mine", name), {"index": p.index, "k": p.k, "n_train": int(len(train)),
+    write_json(layout.metrics("mine", name), {"index": p.index, "k": p.k, "shortlist": p.shortlist, "n_train": int(len(train)),
                                               "recall_at_k": recall})

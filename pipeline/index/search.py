@@ -60,16 +60,36 @@ def drop_self(sims: np.ndarray, ids: np.ndarray, self_ids: np.ndarray, k: int) -
     return sims[keep].reshape(len(ids), k), ids[keep].reshape(len(ids), k)
 
 
-def mine_neighbours(feats: np.ndarray, factory: str, k: int, batch: int = 4096):
-    """Top-k neighbours of every row among the other rows, via `factory`; also exact results.
+def rerank_exact(q: np.ndarray, db: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Re-order each row's candidate ids by exact inner product with `db`. q: (n, D), ids: (n, c)."""
+    sims = np.einsum("nd,ncd->nc", q, db[ids])
+    order = np.argsort(-sims, axis=1, kind="stable")
+    return np.take_along_axis(sims, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
+
+def mine_neighbours(feats: np.ndarray, factory: str, k: int, shortlist: int = 0, batch: int = 4096):
+    """Top-k neighbours of every row among the other rows, via `factory`; also the exact top-k.
+
+    With shortlist > k, the index proposes `shortlist` candidates that are re-ranked exactly from
+    `feats` (a compressed index for the candidates, the cached features for the order).
     Returns (sims, ids, exact_ids), each (N, k); ids index rows of `feats`.
     """
     if k >= len(feats):
         raise RdistillError(f"mine.k: {k} neighbours asked of {len(feats)} training images (need k < N)")
-    own = np.arange(len(feats))
-    sims, ids = drop_self(*search(build_index(feats, factory), feats, k + 1, batch), own, k)
-    _, exact_ids = drop_self(*exact_search(feats, feats, k + 1, batch), own, k)
+    feats = np.ascontiguousarray(feats, dtype=np.float32)
+    index = build_index(feats, factory)
+    n_candidates = min(max(k, shortlist) + 1, len(feats))
+    sims = np.empty((len(feats), k), dtype=np.float32)
+    ids = np.empty((len(feats), k), dtype=np.int64)
+    for start in range(0, len(feats), batch):
+        q = feats[start:start + batch]
+        cand_sims, cand_ids = index.search(q, n_candidates)
+        if n_candidates > k + 1:
+            cand_sims, cand_ids = rerank_exact(q, feats, cand_ids)
+        own = np.arange(start, start + len(q))
+        sims[start:start + batch], ids[start:start + batch] = drop_self(
+            cand_sims[:, :k + 1], cand_ids[:, :k + 1], own, k)
+    _, exact_ids = drop_self(*exact_search(feats, feats, k + 1, batch), np.arange(len(feats)), k)
     return sims, ids, exact_ids
 
 

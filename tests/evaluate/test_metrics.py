@@ -1,0 +1,53 @@
+import numpy as np
+from sklearn.metrics import average_precision_score
+
+from pipeline.evaluate.metrics import average_precision, class_protocol
+
+
+def loop_ap(relevance):
+    hits, total = 0, 0.0
+    for rank, rel in enumerate(relevance):
+        if rel:
+            hits += 1
+            total += hits / (rank + 1)
+    return total / hits if hits else float("nan")
+
+
+def test_ap_hand_worked_examples():
+    matches = np.array([
+        [1, 0, 1, 0],  # (1/1 + 2/3) / 2
+        [0, 0, 0, 1],  # all positives last: 1/4
+        [1, 1, 0, 0],  # positive at rank 0 and 1: 1
+        [0, 0, 0, 0],  # no positive: NaN, left out of means
+    ], dtype=bool)
+    ap = average_precision(matches)
+    assert np.allclose(ap[:3], [(1 + 2 / 3) / 2, 0.25, 1.0])
+    assert np.isnan(ap[3])
+
+
+def test_ap_equals_loop_and_sklearn_on_random_rankings(rng):
+    matches = rng.random((50, 30)) < 0.2
+    matches[:, 0] |= ~matches.any(axis=1)
+    ap = average_precision(matches)
+    assert np.allclose(ap, [loop_ap(row) for row in matches])
+    scores = -np.arange(30)
+    assert np.allclose(ap, [average_precision_score(row, scores) for row in matches])
+
+
+def test_class_protocol_removes_the_query_from_its_own_gallery():
+    # four 1-d points; rows 0..3, labels a a b b, every row is both query and gallery
+    feats = np.array([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8], [0.0, 1.0]], dtype=np.float32)
+    labels = np.array([0, 0, 1, 1])
+    rows = np.arange(4)
+    result = class_protocol(feats, labels, rows, feats, labels, rows, recall_at=(1, 2))
+    # query 0 ranks 1 (same), 2, 3 -> AP 1; query 1 ranks 0 or 2 (tie 0.8 vs 0.96: 2 first) -> 0, then 0: AP 1/2
+    # query 2 ranks 1 (0.96) then 3 (0.8) -> AP 1/2; query 3 ranks 2 -> AP 1
+    assert np.isclose(result["mAP"], (1 + 0.5 + 0.5 + 1) / 4)
+    assert np.isclose(result["R@1"], 0.5) and np.isclose(result["R@2"], 1.0)
+
+
+def test_class_protocol_with_disjoint_query_and_gallery_keeps_every_gallery_image():
+    q = np.array([[1.0, 0.0]], dtype=np.float32)
+    db = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    result = class_protocol(q, np.array([1]), np.array([10]), db, np.array([1, 0]), np.array([20, 21]))
+    assert np.isclose(result["mAP"], 0.5) and result["R@1"] == 0.0

@@ -1,0 +1,43 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+RDISTILL = str(Path(sys.executable).parent / "rdistill")
+
+
+def run(args, cwd):
+    return subprocess.run([RDISTILL, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_every_stage(tmp_path):
+    result = run(["--help"], tmp_path)
+    assert result.returncode == 0
+    for stage in ("prepare", "teacher", "extract", "whiten", "mine", "train", "evaluate", "report"):
+        assert stage in result.stdout
+
+
+def test_bad_parameter_gives_one_line_error_and_nonzero_exit(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"teachers": {"t": {"arch": "resnet18"}},
+                                                          "whiten": {"n_components": -3}}))
+    result = run(["prepare"], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("error: params.yaml: whiten.n_components: "
+                                     "Input should be greater than 0 (got -3)")
+
+
+def test_missing_input_names_the_file_and_debug_shows_traceback(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"teachers": {"t": {"arch": "resnet18"}}}))
+    result = run(["whiten", "t"], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: data/prepared/list.csv: image list not found"
+    debug = run(["--debug", "whiten", "t"], tmp_path)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_unknown_teacher_is_refused(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"teachers": {"t": {"arch": "resnet18"}}}))
+    result = run(["extract", "nope"], tmp_path)
+    assert result.returncode == 1
+    assert "teachers.nope: not declared (declared: t)" in result.stderr

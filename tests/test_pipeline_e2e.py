@@ -1,0 +1,89 @@
+"""End to end: `dvc repro` on a tiny config in a temporary git+dvc repository."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "prepare": {"limit": 240, "n_train": 120},
+    "teachers": {
+        "r18": {"arch": "resnet18", "weights": "train", "dim": None, "image_size": 16},
+        "mnv3": {"arch": "mobilenet_v3_small", "weights": "train", "dim": 32, "image_size": 16},
+    },
+    "teacher": {"epochs": 1, "batch_size": 32},
+    "extract": {"scales": [1.0, 0.5], "batch_size": 64, "chunk_size": 50},
+    "whiten": {"n_components": 8},
+    "mine": {"index": "PQ4x4", "k": 8, "shortlist": 16},
+    "train": {"student": {"arch": "resnet18", "image_size": 16}, "epochs": 1, "batch_size": 32, "csd": {"k": 8}},
+    "students": {"csd": {"method": "csd", "teacher": "r18"}, "no_distill": {"method": "no_distill", "teacher": "r18"}},
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    for key, value in override.items():
+        base[key] = merge(base.get(key, {}), value) if isinstance(value, dict) and key not in ("teachers", "students") else value
+    return base
+
+
+def sh(*cmd, cwd):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def ran_stages(repro_output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", repro_output))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repo")
+    for entry in ("pipeline", "stages"):
+        shutil.copytree(PROJECT / entry, root / entry, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PROJECT / "dvc.yaml", root / "dvc.yaml")
+    params = merge(yaml.safe_load((PROJECT / "params.yaml").read_text()), TINY)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh("git", "init", "-q", cwd=root)
+    sh("dvc", "init", "-q", cwd=root)
+    sh("dvc", "config", "core.analytics", "false", cwd=root)
+    out = sh("dvc", "repro", cwd=root)
+    return root, out
+
+
+@pytest.mark.slow
+def test_repro_runs_every_stage_and_writes_the_table(repo):
+    root, out = repo
+    expected = {"prepare", "teacher@r18", "teacher@mnv3", "extract@r18", "extract@mnv3", "whiten@r18",
+                "whiten@mnv3", "mine@r18", "mine@mnv3", "train@csd", "train@no_distill", "evaluate@csd",
+                "evaluate@no_distill", "evaluate-teacher@r18", "evaluate-teacher@mnv3", "report"}
+    assert ran_stages(out) == expected
+    table = (root / "reports/results.md").read_text()
+    assert "teacher r18" in table and "asymmetric" in table and "no_distill" in table
+    csd = json.loads((root / "metrics/eval/csd.json").read_text())
+    assert 0 <= csd["asymmetric"]["mAP"] <= 1 and csd["symmetric"]["queries"] == 120
+    mined = json.loads((root / "metrics/mine/r18.json").read_text())
+    assert mined["recall_at_k"] > 0.9  # shortlist of 16 re-ranked exactly
+
+
+@pytest.mark.slow
+def test_changing_a_train_parameter_reruns_only_downstream_stages(repo):
+    root, _ = repo
+    assert json.loads(sh("dvc", "status", "--json", cwd=root)) == {}
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["train"]["csd"]["tau_q"] = 0.1
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert set(json.loads(sh("dvc", "status", "--json", cwd=root))) == {"train@csd"}
+    out = sh("dvc", "repro", cwd=root)
+    assert ran_stages(out) == {"train@csd", "evaluate@csd", "report"}
+    assert "Stage 'extract@r18' didn't change, skipping" in out
