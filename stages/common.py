@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline import layout
+from pipeline.data.h5 import FeatureFile, read_features
 from pipeline.data.listfile import ImageList, read_list
 from pipeline.errors import RdistillError
 from pipeline.io import sha256_file
+from pipeline.provenance import require_match
 
 
 def prepared_list() -> tuple[ImageList, str]:
@@ -24,3 +26,19 @@ def class_indices(image_list: ImageList, rows: np.ndarray, purpose: str) -> tupl
     mapped = np.full(len(image_list), -1, dtype=np.int64)
     mapped[rows] = np.searchsorted(classes, labels)
     return mapped, len(classes)
+
+
+def declared(table: dict, section: str, name: str, params_path) -> object:
+    """The entry `name` of a params table (`teachers` or `students`); a clear error if it is not declared."""
+    if name not in table:
+        raise RdistillError(f"{params_path}: {section}.{name}: not declared (declared: {', '.join(table) or 'none'})")
+    return table[name]
+
+
+def read_checked_features(path, list_sha: str, teacher: str | None = None) -> FeatureFile:
+    """Features whose provenance matches the prepared list (and the teacher, when given)."""
+    features = read_features(path)
+    require_match(path, features.attrs, "list_sha256", list_sha)
+    if teacher is not None:
+        require_match(path, features.attrs, "teacher", teacher)
+    return features

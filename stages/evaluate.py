@@ -7,7 +7,6 @@ import numpy as np
 
 from pipeline import layout
 from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader
-from pipeline.data.h5 import read_features
 from pipeline.data.listfile import ImageList
 from pipeline.errors import RdistillError
 from pipeline.evaluate.metrics import class_protocol
@@ -16,8 +15,7 @@ from pipeline.io import write_json
 from pipeline.models.registry import create
 from pipeline.models.weights import load_state_dict, load_strict
 from pipeline.params import EvaluateParams, load_params
-from pipeline.provenance import require_match
-from stages.common import prepared_list
+from stages.common import prepared_list, read_checked_features
 
 
 def score(image_list: ImageList, q: np.ndarray, db: np.ndarray, p: EvaluateParams) -> dict:
@@ -45,9 +43,7 @@ def evaluate(name: str, params_path: Path) -> None:
     result = {"method": checkpoint["method"], "teacher": checkpoint["teacher"], "arch": checkpoint["arch"],
               "symmetric": score(image_list, student, student, p)}
     if checkpoint["method"] != "no_distill":
-        source = layout.whitened_features(checkpoint["teacher"])
-        teacher = read_features(source)
-        require_match(source, teacher.attrs, "list_sha256", list_sha)
+        teacher = read_checked_features(layout.whitened_features(checkpoint["teacher"]), list_sha, checkpoint["teacher"])
         result["asymmetric"] = score(image_list, student, teacher.features, p)
     write_json(layout.metrics("eval", name), result)
 
@@ -58,8 +54,7 @@ def evaluate_teacher(name: str, params_path: Path) -> None:
     image_list, list_sha = prepared_list()
     result = {}
     for setting, source in (("raw", layout.raw_features(name)), ("whitened", layout.whitened_features(name))):
-        features = read_features(source)
-        require_match(source, features.attrs, "list_sha256", list_sha)
+        features = read_checked_features(source, list_sha, name)
         result[setting] = score(image_list, features.features, features.features, p)
         result[setting]["dim"] = int(features.features.shape[1])
     write_json(layout.metrics("eval_teacher", name), result)

@@ -8,7 +8,6 @@ import numpy as np
 from pipeline import layout
 from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader
 from pipeline.data.h5 import feature_writer
-from pipeline.errors import RdistillError
 from pipeline.features.extract import default_device, describe
 from pipeline.io import sha256_file
 from pipeline.models.registry import create
@@ -16,15 +15,13 @@ from pipeline.models.weights import load_state_dict, load_strict
 from pipeline.params import load_params
 from pipeline.provenance import library_versions
 from pipeline.train.loop import seed_everything
-from stages.common import prepared_list
+from stages.common import declared, prepared_list
 
 
 def extract(name: str, params_path: Path) -> None:
     """Write data/features/<name>.h5 with features, ids and provenance."""
     params = load_params(params_path)
-    if name not in params.teachers:
-        raise RdistillError(f"{params_path}: teachers.{name}: not declared (declared: {', '.join(params.teachers)})")
-    spec, p = params.teachers[name], params.extract
+    spec, p = declared(params.teachers, "teachers", name, params_path), params.extract
     seed_everything(params.seed)
     image_list, list_sha = prepared_list()
     weights = layout.teacher_weights(name)

@@ -5,12 +5,12 @@ import logging
 from pathlib import Path
 
 from pipeline import layout
-from pipeline.data.h5 import read_features, write_arrays
+from pipeline.data.h5 import write_arrays
 from pipeline.index.search import mine_neighbours, recall_at_k
 from pipeline.io import write_json
 from pipeline.params import load_params
-from pipeline.provenance import library_versions, require_match
-from stages.common import prepared_list
+from pipeline.provenance import library_versions
+from stages.common import prepared_list, read_checked_features
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +19,7 @@ def mine(name: str, params_path: Path) -> None:
     """Write data/neighbours/<name>.h5 (rows, indices, similarities) and metrics/mine/<name>.json."""
     p = load_params(params_path).mine
     image_list, list_sha = prepared_list()
-    source = layout.whitened_features(name)
-    whitened = read_features(source)
-    require_match(source, whitened.attrs, "teacher", name)
-    require_match(source, whitened.attrs, "list_sha256", list_sha)
+    whitened = read_checked_features(layout.whitened_features(name), list_sha, name)
     train = image_list.train_rows()
     sims, ids, exact_ids = mine_neighbours(whitened.features[train], p.index, p.k, p.shortlist, p.batch_size)
     recall = recall_at_k(ids, exact_ids)

@@ -8,7 +8,6 @@ import torch
 
 from pipeline import layout
 from pipeline.data.dataset import ImageListDataset, make_loader, train_transform
-from pipeline.errors import RdistillError
 from pipeline.features.extract import default_device
 from pipeline.io import atomic_path, write_json
 from pipeline.models.registry import create
@@ -16,7 +15,7 @@ from pipeline.models.weights import load_pretrained
 from pipeline.params import load_params
 from pipeline.train.loop import fit, seed_everything
 from pipeline.train.objectives import ClassificationObjective
-from stages.common import class_indices, prepared_list
+from stages.common import class_indices, declared, prepared_list
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +23,7 @@ log = logging.getLogger(__name__)
 def teacher(name: str, params_path: Path) -> None:
     """Write data/teachers/<name>.pt: a trained or loaded teacher network."""
     params = load_params(params_path)
-    if name not in params.teachers:
-        raise RdistillError(f"{params_path}: teachers.{name}: not declared (declared: {', '.join(params.teachers)})")
-    spec, p = params.teachers[name], params.teacher
+    spec, p = declared(params.teachers, "teachers", name, params_path), params.teacher
     seed_everything(params.seed)
     net = create(spec.arch, spec.dim)
     history = []

@@ -9,8 +9,7 @@ import torch
 
 from pipeline import layout
 from pipeline.data.dataset import ImageListDataset, make_loader, train_transform
-from pipeline.data.h5 import read_arrays, read_features
-from pipeline.errors import RdistillError
+from pipeline.data.h5 import read_arrays
 from pipeline.features.extract import default_device
 from pipeline.io import atomic_path, write_json
 from pipeline.models.registry import create
@@ -18,16 +17,14 @@ from pipeline.params import load_params
 from pipeline.provenance import require_match
 from pipeline.train.loop import fit, seed_everything
 from pipeline.train.objectives import Targets, build_objective
-from stages.common import class_indices, prepared_list
+from stages.common import class_indices, declared, prepared_list, read_checked_features
 
 log = logging.getLogger(__name__)
 
 
 def load_targets(teacher: str, list_sha: str, n_rows: int, n_classes: int) -> Targets:
     """Cached whitened teacher features and mined neighbours, indexed by list row."""
-    source = layout.whitened_features(teacher)
-    whitened = read_features(source)
-    require_match(source, whitened.attrs, "list_sha256", list_sha)
+    whitened = read_checked_features(layout.whitened_features(teacher), list_sha, teacher)
     nb_path = layout.neighbours(teacher)
     arrays, nb_attrs = read_arrays(nb_path, ["rows", "indices"])
     require_match(nb_path, nb_attrs, "list_sha256", list_sha)
@@ -41,9 +38,7 @@ def load_targets(teacher: str, list_sha: str, n_rows: int, n_classes: int) -> Ta
 def train(name: str, params_path: Path) -> None:
     """Write data/students/<name>.pt and metrics/train/<name>.json (loss per epoch, seconds)."""
     params = load_params(params_path)
-    if name not in params.students:
-        raise RdistillError(f"{params_path}: students.{name}: not declared (declared: {', '.join(params.students)})")
-    spec, p = params.students[name], params.train
+    spec, p = declared(params.students, "students", name, params_path), params.train
     seed_everything(params.seed)
     image_list, list_sha = prepared_list()
     rows = image_list.train_rows()

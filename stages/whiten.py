@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import layout
-from pipeline.data.h5 import feature_writer, read_features, write_arrays
+from pipeline.data.h5 import feature_writer, write_arrays
 from pipeline.params import load_params
-from pipeline.provenance import library_versions, require_match
+from pipeline.provenance import library_versions
 from pipeline.whitening.pca import apply_whitening, learn_pca
-from stages.common import prepared_list
+from stages.common import prepared_list, read_checked_features
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +23,7 @@ def whiten(name: str, params_path: Path) -> None:
     p = params.whiten
     image_list, list_sha = prepared_list()
     source = layout.raw_features(name)
-    raw = read_features(source)
-    require_match(source, raw.attrs, "teacher", name)
-    require_match(source, raw.attrs, "list_sha256", list_sha)
+    raw = read_checked_features(source, list_sha, name)
     train = image_list.train_rows()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -1,7 +1,6 @@
 """Global descriptor maths (METHODS §1): GeM pooling and l2 normalisation as plain functions."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

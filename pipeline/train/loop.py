@@ -54,4 +54,7 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, epochs: int, l
         history.append(record)
         if on_epoch:
             on_epoch(record)
+    # Short runs from scratch leave BatchNorm running statistics lagging behind the weights
+    # (MobileNetV3 uses momentum 0.01): re-estimate them over the training images once.
+    torch.optim.swa_utils.update_bn(loader, net, device=device)
     return history
