@@ -15,11 +15,14 @@ def results_table(teachers: dict[str, dict], students: dict[str, dict], training
     for name, result in sorted(teachers.items()):
         lines.append(_row(f"teacher {name}", f"raw ({result['raw']['dim']}-d)", result["raw"]))
         lines.append(_row(f"teacher {name}", f"whitened ({result['whitened']['dim']}-d)", result["whitened"]))
+    references = [r["symmetric"]["mAP"] for r in students.values() if r["method"] == "no_distill"]
     for name, result in sorted(students.items(), key=lambda kv: (kv[1]["method"] == "no_distill", kv[0])):
         seconds = training.get(name, {}).get("seconds_per_epoch")
-        timing = f"{seconds:.1f} s/epoch" if seconds is not None else ""
+        notes = [f"{seconds:.1f} s/epoch"] if seconds is not None else []
+        if references and result["method"] != "no_distill":
+            notes.append(f"{result['symmetric']['mAP'] - references[0]:+.3f} mAP vs no_distill")
         model = f"{name} ({result['arch']}, {result['method']})"
-        lines.append(_row(model, "symmetric", result["symmetric"], timing))
+        lines.append(_row(model, "symmetric", result["symmetric"], "; ".join(notes)))
         if "asymmetric" in result:
             teacher = teachers.get(result["teacher"], {}).get("whitened", {})
             ratio = (f"{result['asymmetric']['mAP'] / teacher['mAP']:.2f} × whitened teacher mAP"

@@ -1,0 +1,20 @@
+from pipeline.report.table import results_table
+
+
+def scores(m):
+    return {"mAP": m, "R@1": 0.5, "R@5": 0.75, "R@10": 1.0}
+
+
+def test_table_has_teacher_student_and_reference_rows_with_ratios():
+    teachers = {"t": {"raw": {**scores(0.9), "dim": 64}, "whitened": {**scores(0.8), "dim": 8}}}
+    students = {
+        "csd": {"method": "csd", "arch": "resnet18", "teacher": "t", "symmetric": scores(0.7), "asymmetric": scores(0.6)},
+        "ref": {"method": "no_distill", "arch": "resnet18", "teacher": "t", "symmetric": scores(0.65)},
+    }
+    table = results_table(teachers, students, {"csd": {"seconds_per_epoch": 2.0}})
+    lines = table.splitlines()
+    assert lines[2] == "| teacher t | raw (64-d) | 0.900 | 0.500 | 0.750 | 1.000 |  |"
+    assert lines[4] == "| csd (resnet18, csd) | symmetric | 0.700 | 0.500 | 0.750 | 1.000 | 2.0 s/epoch; +0.050 mAP vs no_distill |"
+    assert lines[5].endswith("| 0.75 × whitened teacher mAP |")  # 0.6 / 0.8
+    assert lines[6].startswith("| ref (resnet18, no_distill) | symmetric | 0.650")
+    assert len(lines) == 7
