@@ -37,7 +37,8 @@ def evaluate(name: str, params_path: Path) -> None:
     net = create(checkpoint["arch"], checkpoint["dim"])
     load_strict(net, checkpoint["state_dict"], str(weights))
     rows = np.union1d(image_list.query_rows(), image_list.gallery_rows())
-    dataset = ImageListDataset(image_list.paths, image_list.labels, rows, eval_transform(checkpoint["image_size"]))
+    dataset = ImageListDataset(image_list.paths, image_list.labels, rows, eval_transform(checkpoint["image_size"]),
+                               image_list.bboxes)
     loader = make_loader(dataset, p.batch_size, 0, by_shape=True)
     student = describe_all(net, loader, p.scales, len(image_list), len(rows), default_device(), desc=f"evaluate {name}")
     result = {"method": checkpoint["method"], "teacher": checkpoint["teacher"], "arch": checkpoint["arch"],

@@ -28,7 +28,7 @@ def extract(name: str, params_path: Path) -> None:
     net = create(spec.arch, spec.dim)
     load_strict(net, load_state_dict(weights), str(weights))
     dataset = ImageListDataset(image_list.paths, image_list.labels, np.arange(len(image_list)),
-                               eval_transform(spec.image_size))
+                               eval_transform(spec.image_size), image_list.bboxes)
     attrs = {"teacher": name, "arch": spec.arch, "weights_sha256": sha256_file(weights), "scales": p.scales,
              "image_size": spec.image_size, "list_sha256": list_sha, "versions": library_versions()}
     loader = make_loader(dataset, p.batch_size, p.workers, by_shape=True)

@@ -38,10 +38,12 @@ def load_rgb(path: Path) -> Image.Image:
 
 
 class ImageListDataset(Dataset):
-    """Items (image tensor, label, row) for the chosen rows of an image list."""
+    """Items (image tensor, label, row) for the chosen rows of an image list; rows with a bbox are cropped first."""
 
-    def __init__(self, paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray, transform):
+    def __init__(self, paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray, transform,
+                 bboxes: Sequence | None = None):
         self.paths, self.labels, self.rows, self.transform = paths, labels, np.asarray(rows), transform
+        self.bboxes = bboxes
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -53,6 +55,8 @@ class ImageListDataset(Dataset):
             image = load_rgb(path)
         except (OSError, UnidentifiedImageError) as exc:
             raise RdistillError(f"{path}: cannot decode image of row {row} ({exc})") from None
+        if self.bboxes is not None and self.bboxes[row] is not None:
+            image = image.crop(tuple(round(v) for v in self.bboxes[row]))
         return self.transform(image), int(self.labels[row]), row
 
 

@@ -1,51 +1,69 @@
-"""Class-protocol retrieval metrics (METHODS §7): mAP and Recall@k over ranked galleries."""
+"""Class-protocol retrieval metrics (METHODS §7): mAP, Recall@k and CMC, streamed over query batches.
+
+Rankings come from exact FAISS inner-product search (GPU when present) one query batch at a time,
+so a query × gallery matrix never exists whole: a batch holds at most `max_entries` gallery ids.
+"""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from pipeline.index.search import exact_search
+from pipeline.index.search import build_index
+
+MAX_ENTRIES = 1 << 25  # gallery ids held per query batch (~256 MB of int64)
 
 
-def average_precision(matches: np.ndarray) -> np.ndarray:
-    """Non-interpolated AP of each row of a ranked 0/1 relevance matrix (n_q, n_g); NaN without positives.
-
-    AP = (1/P) Σ_i (i + 1) / (r_i + 1), r_i the 0-based rank of the i-th positive.
-    """
-    matches = matches.astype(np.float64)
-    hits = np.cumsum(matches, axis=1)
-    precision = hits / np.arange(1, matches.shape[1] + 1)
-    n_pos = matches.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n_pos > 0, (precision * matches).sum(axis=1) / n_pos, np.nan)
-
-
-def ranked_matches(q: np.ndarray, q_labels: np.ndarray, q_rows: np.ndarray, db: np.ndarray,
-                   db_labels: np.ndarray, db_rows: np.ndarray, batch: int = 1024) -> np.ndarray:
-    """Relevance (n_q, n_db) of each query's exact inner-product ranking.
-
-    The query's own row, when it is in the gallery, is removed and the row padded with a trailing
-    non-match (which changes neither AP nor Recall@k).
-    """
-    out = np.zeros((len(q), len(db)), dtype=bool)
+def ranked_batches(q: np.ndarray, db: np.ndarray, max_entries: int = MAX_ENTRIES) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (first query index, (b, n_db) gallery positions best first) for batches of queries."""
+    index = build_index(db, "Flat")
+    batch = max(1, max_entries // len(db))
     for start in range(0, len(q), batch):
-        stop = start + batch
-        _, ids = exact_search(db, q[start:stop], k=len(db))
-        not_self = db_rows[ids] != q_rows[start:stop, None]
-        relevant = db_labels[ids] == q_labels[start:stop, None]
-        for i in range(len(ids)):
-            kept = relevant[i][not_self[i]]
-            out[start + i, :len(kept)] = kept
-    return out
+        _, ids = index.search(np.ascontiguousarray(q[start:start + batch], dtype=np.float32), len(db))
+        yield start, ids
+
+
+def average_precision(relevant: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
+    """Non-interpolated AP per row of a ranked relevance matrix (n_q, n_db); NaN for rows without positives.
+
+    AP = (1/P) Σ_i (i + 1) / (r_i + 1), r_i the 0-based rank of the i-th positive among the kept
+    entries (`kept`: False for entries removed from the ranking, e.g. the query itself).
+    """
+    kept = np.ones_like(relevant, dtype=bool) if kept is None else kept
+    relevant = relevant & kept
+    kept_rank = np.cumsum(kept, axis=1)  # 1-based rank of each kept entry
+    hits = np.cumsum(relevant, axis=1)
+    n_pos = relevant.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(relevant, hits / np.maximum(kept_rank, 1), 0.0)
+        return np.where(n_pos > 0, precision.sum(axis=1) / n_pos, np.nan)
 
 
 def class_protocol(q: np.ndarray, q_labels: np.ndarray, q_rows: np.ndarray, db: np.ndarray,
-                   db_labels: np.ndarray, db_rows: np.ndarray, recall_at: Sequence[int] = (1, 5, 10)) -> dict:
-    """mAP and Recall@k (METHODS §7, class protocol); queries without positives are left out of the mAP."""
-    matches = ranked_matches(q, q_labels, q_rows, db, db_labels, db_rows)
-    ap = average_precision(matches)
-    result = {"mAP": float(np.nanmean(ap)), "queries": int(len(q)), "queries_without_positives": int(np.isnan(ap).sum())}
+                   db_labels: np.ndarray, db_rows: np.ndarray, recall_at: Sequence[int] = (1, 5, 10),
+                   q_cameras: np.ndarray | None = None, db_cameras: np.ndarray | None = None,
+                   max_entries: int = MAX_ENTRIES) -> dict:
+    """mAP and Recall@k (METHODS §7, class protocol); the re-id variant when cameras are given.
+
+    A query's own row is removed from its gallery; with cameras, gallery images of the same label
+    taken by the same camera are removed too (re-id protocol; Recall@1 is then CMC rank-1).
+    Queries without positives are left out of the mAP and the recalls.
+    """
+    aps, first_hit = [], []
+    for start, ids in ranked_batches(q, db, max_entries):
+        stop = start + len(ids)
+        relevant = db_labels[ids] == q_labels[start:stop, None]
+        kept = db_rows[ids] != q_rows[start:stop, None]
+        if q_cameras is not None and db_cameras is not None:
+            kept &= ~(relevant & (db_cameras[ids] == q_cameras[start:stop, None]))
+        aps.append(average_precision(relevant, kept))
+        kept_rank = np.cumsum(kept, axis=1)
+        first = np.where(relevant & kept, kept_rank, np.iinfo(np.int64).max).min(axis=1)
+        first_hit.append(first)
+    ap, first = np.concatenate(aps), np.concatenate(first_hit)
+    has_pos = ~np.isnan(ap)
+    result = {"mAP": float(ap[has_pos].mean()) if has_pos.any() else float("nan"),
+              "queries": int(len(q)), "queries_without_positives": int((~has_pos).sum())}
     for k in recall_at:
-        result[f"R@{k}"] = float(matches[:, :k].any(axis=1).mean())
+        result[f"R@{k}"] = float((first[has_pos] <= k).mean()) if has_pos.any() else float("nan")
     return result
