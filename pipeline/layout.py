@@ -5,6 +5,7 @@ from pathlib import Path
 
 PREPARED = Path("data/prepared")
 LIST = PREPARED / "list.csv"
+GROUND_TRUTH = PREPARED / "ground_truth.json"  # per-query easy/hard/junk rows (revisited protocol)
 
 
 def teacher_weights(name: str) -> Path:

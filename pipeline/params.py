@@ -14,11 +14,28 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+SOURCES_NEEDING_ROOT = ("folder", "mnist", "revisited", "gldv2", "sop", "inshop", "reid")
+
+
 class PrepareParams(Section):
-    source: Literal["sklearn_digits", "list"] = "sklearn_digits"
-    list: str | None = None  # with source=list: the user's CSV (path,label,split)
+    source: Literal["sklearn_digits", "list", "folder", "mnist", "revisited", "gldv2", "sop", "inshop",
+                    "reid"] = "sklearn_digits"
+    root: str | None = None  # the dataset's folder, for every importer
+    list: str | None = None  # source=list: your CSV (path,label,split[,camera][,bbox]); gldv2: train.csv
+    name: str | None = None  # revisited: roxford5k or rparis6k (reads gnd_<name>.pkl)
     n_train: PositiveInt = 1000  # sklearn_digits: images in the training split, the rest is `test`
-    limit: PositiveInt | None = None  # sklearn_digits: keep only the first `limit` images (tiny runs)
+    train_fraction: float = Field(0.5, gt=0, lt=1)  # folder: stratified share of each class in train
+    limit: PositiveInt | None = None  # sklearn_digits, mnist: keep only the first `limit` images per file
+
+    @model_validator(mode="after")
+    def _source_has_its_inputs(self) -> "PrepareParams":
+        if self.source in SOURCES_NEEDING_ROOT and not self.root:
+            raise ValueError(f"root: required with source {self.source!r}")
+        if self.source in ("list", "gldv2") and not self.list:
+            raise ValueError(f"list: required with source {self.source!r}")
+        if self.source == "revisited" and not self.name:
+            raise ValueError("name: required with source 'revisited' (e.g. roxford5k)")
+        return self
 
 
 class TeacherSpec(Section):

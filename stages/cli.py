@@ -76,14 +76,14 @@ def train_cmd(name: str = typer.Argument(..., help="Student name declared under 
 def evaluate_cmd(name: str = typer.Argument(..., help="Student name.")) -> None:
     """Score a student: symmetric, and asymmetric against its teacher's gallery."""
     from stages.evaluate import evaluate
-    evaluate(name, state["params"])
+    _echo_if(evaluate(name, state["params"]))
 
 
 @app.command("evaluate-teacher")
 def evaluate_teacher_cmd(name: str = typer.Argument(..., help="Teacher name.")) -> None:
     """Score a teacher's raw and whitened features."""
     from stages.evaluate import evaluate_teacher
-    evaluate_teacher(name, state["params"])
+    _echo_if(evaluate_teacher(name, state["params"]))
 
 
 @app.command("report")
@@ -91,6 +91,11 @@ def report_cmd() -> None:
     """Gather metrics into reports/results.md and print the table."""
     from stages.report import report
     typer.echo(report(state["params"]))
+
+
+def _echo_if(text: str) -> None:
+    if text:
+        typer.echo(text)
 
 
 def main() -> None:

@@ -7,27 +7,25 @@ import numpy as np
 
 from pipeline import layout
 from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader
-from pipeline.data.listfile import ImageList
-from pipeline.errors import RdistillError
-from pipeline.evaluate.metrics import class_protocol
+from pipeline.evaluate.protocols import GroundTruth, load_ground_truth, score
+from pipeline.evaluate.revisited import format_revisited
 from pipeline.features.extract import default_device, describe_all
 from pipeline.io import write_json
 from pipeline.models.registry import create
 from pipeline.models.weights import load_state_dict, load_strict
-from pipeline.params import EvaluateParams, load_params
+from pipeline.params import load_params
 from stages.common import prepared_list, read_checked_features
 
 
-def score(image_list: ImageList, q: np.ndarray, db: np.ndarray, p: EvaluateParams) -> dict:
-    """Class-protocol metrics of query features `q` against gallery features `db` (both indexed by list row)."""
-    q_rows, db_rows = image_list.query_rows(), image_list.gallery_rows()
-    if not len(q_rows) or not len(db_rows):
-        raise RdistillError(f"{image_list.source}: evaluation needs query and gallery rows (splits query/gallery/test)")
-    return class_protocol(q[q_rows], image_list.labels[q_rows], q_rows, db[db_rows], image_list.labels[db_rows],
-                          db_rows, p.recall_at)
+def print_revisited(truth: GroundTruth | None, result: dict, ks) -> str:
+    """The papers' E/M/H lines for every setting of a revisited-protocol result ('' otherwise)."""
+    if truth is None:
+        return ""
+    return "\n".join(f"{setting}\n{format_revisited(truth.dataset, scores, ks)}" for setting, scores in result.items()
+                     if isinstance(scores, dict) and "medium" in scores)
 
 
-def evaluate(name: str, params_path: Path) -> None:
+def evaluate(name: str, params_path: Path) -> str:
     """Write metrics/eval/<name>.json: the student symmetric, and asymmetric against its teacher."""
     params = load_params(params_path)
     p = params.evaluate
@@ -41,21 +39,25 @@ def evaluate(name: str, params_path: Path) -> None:
                                image_list.bboxes)
     loader = make_loader(dataset, p.batch_size, 0, by_shape=True)
     student = describe_all(net, loader, p.scales, len(image_list), len(rows), default_device(), desc=f"evaluate {name}")
+    truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
     result = {"method": checkpoint["method"], "teacher": checkpoint["teacher"], "arch": checkpoint["arch"],
-              "symmetric": score(image_list, student, student, p)}
+              "symmetric": score(image_list, student, student, truth, p.recall_at)}
     if checkpoint["method"] != "no_distill":
         teacher = read_checked_features(layout.whitened_features(checkpoint["teacher"]), list_sha, checkpoint["teacher"])
-        result["asymmetric"] = score(image_list, student, teacher.features, p)
+        result["asymmetric"] = score(image_list, student, teacher.features, truth, p.recall_at)
     write_json(layout.metrics("eval", name), result)
+    return print_revisited(truth, result, p.recall_at)
 
 
-def evaluate_teacher(name: str, params_path: Path) -> None:
+def evaluate_teacher(name: str, params_path: Path) -> str:
     """Write metrics/eval_teacher/<name>.json: the teacher's raw and whitened features."""
     p = load_params(params_path).evaluate
     image_list, list_sha = prepared_list()
+    truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
     result = {}
     for setting, source in (("raw", layout.raw_features(name)), ("whitened", layout.whitened_features(name))):
         features = read_checked_features(source, list_sha, name)
-        result[setting] = score(image_list, features.features, features.features, p)
+        result[setting] = score(image_list, features.features, features.features, truth, p.recall_at)
         result[setting]["dim"] = int(features.features.shape[1])
     write_json(layout.metrics("eval_teacher", name), result)
+    return print_revisited(truth, result, p.recall_at)

@@ -1,28 +1,55 @@
-"""Stage `prepare`: the image list (path,label,split) every later stage reads."""
+"""Stage `prepare`: the image list (path,label,split[,camera][,bbox]) every later stage reads."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from pipeline import layout
 from pipeline.data.digits import export_digits
+from pipeline.data.importers import Imported
+from pipeline.data.importers.images import import_folder, import_mnist
+from pipeline.data.importers.revisited import import_revisited
+from pipeline.data.importers.tables import import_gldv2, import_inshop, import_reid, import_sop
 from pipeline.data.listfile import read_list, write_list
 from pipeline.errors import RdistillError
-from pipeline.params import load_params
+from pipeline.io import atomic_path
+from pipeline.params import PrepareParams, load_params
+
+
+def import_source(p: PrepareParams, seed: int) -> Imported:
+    """Rows of the configured source (images exported under data/prepared when the source has no files)."""
+    if p.source == "sklearn_digits":
+        return export_digits(layout.PREPARED, p.n_train, seed, p.limit)
+    if p.source == "mnist":
+        return import_mnist(p.root, layout.PREPARED, p.limit)
+    if p.source == "folder":
+        return import_folder(p.root, p.train_fraction, seed)
+    if p.source == "revisited":
+        return import_revisited(p.root, p.name)
+    if p.source == "gldv2":
+        return import_gldv2(p.list, p.root)
+    if p.source == "sop":
+        return import_sop(p.root)
+    if p.source == "inshop":
+        return import_inshop(p.root)
+    if p.source == "reid":
+        return import_reid(p.root)
+    user = read_list(p.list)
+    return Imported(list(user.paths), [int(x) for x in user.labels], list(user.splits),
+                    None if user.cameras is None else [int(c) for c in user.cameras], user.bboxes)
 
 
 def prepare(params_path: Path) -> None:
-    """Export the embedded digits, or check and adopt a user's list, as data/prepared/list.csv."""
+    """Write data/prepared/list.csv (and ground_truth.json for the revisited protocol)."""
     params = load_params(params_path)
-    p = params.prepare
-    if p.source == "sklearn_digits":
-        export_digits(layout.PREPARED, p.n_train, params.seed, p.limit)
-        return
-    if not p.list:
-        raise RdistillError(f"{params_path}: prepare.list: required when prepare.source is 'list'")
-    user = read_list(p.list)
-    missing = [path for path in user.paths if not path.exists()]
-    if missing:
-        raise RdistillError(f"{p.list}: image {missing[0]} does not exist")
-    ids = [os.path.relpath(path.resolve(), layout.PREPARED.resolve()) for path in user.paths]
-    write_list(layout.LIST, ids, [int(x) for x in user.labels], list(user.splits))
+    rows = import_source(params.prepare, params.seed)
+    missing = next((path for path in rows.paths if not path.is_file()), None)
+    if missing is not None:
+        raise RdistillError(f"{missing}: image listed by the {params.prepare.source} source does not exist")
+    base = layout.PREPARED.resolve()
+    relative = [os.path.relpath(Path(path).resolve(), base) for path in rows.paths]
+    if rows.ground_truth is not None:
+        with atomic_path(layout.GROUND_TRUTH) as tmp:
+            tmp.write_text(json.dumps(rows.ground_truth))
+    write_list(layout.LIST, relative, rows.labels, rows.splits, rows.cameras, rows.bboxes)

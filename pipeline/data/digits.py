@@ -7,12 +7,12 @@ import numpy as np
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from pipeline.data.listfile import write_list
+from pipeline.data.importers import Imported
 from pipeline.errors import RdistillError
 
 
-def export_digits(out_dir: str | Path, n_train: int, seed: int, limit: int | None = None) -> Path:
-    """Write the digits as 8-bit grayscale PNGs plus `list.csv`; returns the list's path.
+def export_digits(out_dir: str | Path, n_train: int, seed: int, limit: int | None = None) -> Imported:
+    """Write the digits as 8-bit grayscale PNGs under out_dir/images; returns their rows.
 
     `n_train` images (stratified by class, seeded) form the training split, the rest `test`.
     """
@@ -24,18 +24,17 @@ def export_digits(out_dir: str | Path, n_train: int, seed: int, limit: int | Non
     if n_train >= len(labels):
         raise RdistillError(f"prepare.n_train: {n_train} leaves no test images out of {len(labels)}")
     is_train = _stratified_mask(labels, n_train, np.random.default_rng(seed))
-    ids, splits = [], []
+    out = Imported([], [], [])
     for index, (image, label) in enumerate(zip(images, labels)):
-        rel = f"images/{label}/{index:04d}.png"
-        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "images" / str(label) / f"{index:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
         # sklearn stores 4-bit intensities (0..16) with ink high; scale to 0..255, ink dark on white.
         pixels = 255 - np.clip(np.rint(image * 255 / 16), 0, 255).astype(np.uint8)
-        Image.fromarray(pixels, mode="L").save(out_dir / rel)
-        ids.append(rel)
-        splits.append("train" if is_train[index] else "test")
-    list_path = out_dir / "list.csv"
-    write_list(list_path, ids, [int(x) for x in labels], splits)
-    return list_path
+        Image.fromarray(pixels, mode="L").save(path)
+        out.paths.append(path)
+        out.labels.append(int(label))
+        out.splits.append("train" if is_train[index] else "test")
+    return out
 
 
 def _stratified_mask(labels: np.ndarray, n_train: int, rng: np.random.Generator) -> np.ndarray:

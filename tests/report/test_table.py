@@ -18,3 +18,13 @@ def test_table_has_teacher_student_and_reference_rows_with_ratios():
     assert lines[5].endswith("| 0.75 × whitened teacher mAP |")  # 0.6 / 0.8
     assert lines[6].startswith("| ref (resnet18, no_distill) | symmetric | 0.650")
     assert len(lines) == 7
+
+
+def test_revisited_results_get_easy_medium_hard_columns():
+    def rev(m):
+        return {s: {"mAP": m, "mP@10": 0.5} for s in ("easy", "medium", "hard")}
+    teachers = {"t": {"raw": {**rev(0.6), "dim": 64}, "whitened": {**rev(0.5), "dim": 8}}}
+    students = {"s": {"method": "csd", "arch": "r18", "teacher": "t", "symmetric": rev(0.4), "asymmetric": rev(0.45)}}
+    lines = results_table(teachers, students, {}).splitlines()
+    assert lines[0] == "| model | setting | E mAP | M mAP | H mAP | M mP@10 | notes |"
+    assert lines[5].endswith("| 0.450 | 0.450 | 0.450 | 0.500 | 0.90 × whitened teacher mAP |")

@@ -1,0 +1,64 @@
+"""Choosing and running the evaluation protocol for an image list (METHODS §7)."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.data.listfile import ImageList
+from pipeline.errors import RdistillError
+from pipeline.evaluate.metrics import class_protocol, ranked_batches
+from pipeline.evaluate.revisited import QueryTruth, revisited_scores
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Revisited-protocol truth: the dataset's name, query rows, and their lists as gallery positions."""
+
+    dataset: str
+    query_rows: np.ndarray
+    queries: list[QueryTruth]
+
+
+def load_ground_truth(path: Path, image_list: ImageList) -> GroundTruth | None:
+    """The revisited ground truth of a prepared list, or None when the list has no ground-truth file."""
+    if not path.is_file():
+        return None
+    try:
+        truth = json.loads(path.read_text())
+        queries = truth["queries"]
+        gallery = image_list.gallery_rows()
+        position = {int(row): i for i, row in enumerate(gallery)}
+        rows = np.asarray([q["row"] for q in queries], dtype=np.int64)
+        truths = [QueryTruth(*(np.asarray([position[r] for r in q[k]], dtype=np.int64) for k in ("easy", "hard", "junk")))
+                  for q in queries]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise RdistillError(f"{path}: malformed ground truth ({type(exc).__name__}: {exc})") from None
+    return GroundTruth(truth.get("dataset", "revisited"), rows, truths)
+
+
+def score(image_list: ImageList, q: np.ndarray, db: np.ndarray, ground_truth: GroundTruth | None,
+          recall_at: Sequence[int]) -> dict:
+    """Metrics of query features `q` against gallery features `db` (both (N, D) indexed by list row).
+
+    Revisited protocol when `ground_truth` is given (E/M/H mAP and mP@k), otherwise the class
+    protocol (re-id camera filtering when the list has cameras).
+    """
+    db_rows = image_list.gallery_rows()
+    if ground_truth is not None:
+        q_rows = ground_truth.query_rows
+        rankings = (ranking for _, ids in ranked_batches(q[q_rows], db[db_rows]) for ranking in ids)
+        return revisited_scores(rankings, ground_truth.queries, recall_at)
+    q_rows = image_list.query_rows()
+    if not len(q_rows) or not len(db_rows):
+        raise RdistillError(f"{image_list.source}: evaluation needs query and gallery rows (splits query/gallery/test)")
+    labels = image_list.labels
+    if (labels[q_rows] < 0).any():
+        row = q_rows[np.flatnonzero(labels[q_rows] < 0)[0]]
+        raise RdistillError(f"{image_list.source}: query row {row} ({image_list.ids[row]}) has no label")
+    cams = image_list.cameras
+    return class_protocol(q[q_rows], labels[q_rows], q_rows, db[db_rows], labels[db_rows], db_rows, recall_at,
+                          None if cams is None else cams[q_rows], None if cams is None else cams[db_rows])
