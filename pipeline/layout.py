@@ -43,4 +43,9 @@ def metrics(kind: str, name: str) -> Path:
     return Path("metrics") / kind / f"{name}.json"
 
 
+def plot(kind: str, name: str, suffix: str) -> Path:
+    """A plot file, e.g. plots/pr/csd.json or plots/grid/csd.png."""
+    return Path("plots") / kind / f"{name}{suffix}"
+
+
 REPORT = Path("reports/results.md")

@@ -109,6 +109,7 @@ class EvaluateParams(Section):
     scales: list[PositiveFloat] = [1.0]
     recall_at: list[PositiveInt] = [1, 5, 10]
     batch_size: PositiveInt = 256
+    grid_queries: int = Field(6, ge=0)  # queries shown in the retrieval grid (0: no grid)
 
 
 class Params(Section):

@@ -4,16 +4,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from pipeline import layout
 from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader
-from pipeline.evaluate.protocols import GroundTruth, load_ground_truth, score
+from pipeline.data.listfile import ImageList
+from pipeline.evaluate.protocols import GroundTruth, load_ground_truth, score, top_results
 from pipeline.evaluate.revisited import format_revisited
 from pipeline.features.extract import default_device, describe_all
-from pipeline.io import write_json
+from pipeline.io import atomic_path, write_json
 from pipeline.models.registry import create
 from pipeline.models.weights import load_state_dict, load_strict
 from pipeline.params import load_params
+from pipeline.report.grid import retrieval_grid
 from stages.common import prepared_list, read_checked_features
 
 
@@ -23,6 +26,26 @@ def print_revisited(truth: GroundTruth | None, result: dict, ks) -> str:
         return ""
     return "\n".join(f"{setting}\n{format_revisited(truth.dataset, scores, ks)}" for setting, scores in result.items()
                      if isinstance(scores, dict) and "medium" in scores)
+
+
+def write_plots(name: str, image_list: ImageList, student: np.ndarray, truth: GroundTruth | None, result: dict,
+                n_queries: int) -> None:
+    """plots/pr/<name>.json (precision–recall per setting; moved out of `result`) and plots/grid/<name>.png."""
+    curve = [{"setting": setting, "recall": r, "precision": p}
+             for setting, scores in result.items() if isinstance(scores, dict) and "pr_curve" in scores
+             for r, p in zip(scores["pr_curve"]["recall"], scores.pop("pr_curve")["precision"])]
+    write_json(layout.plot("pr", name, ".json"), {"pr": curve})
+    query_rows = truth.query_rows if truth is not None else image_list.query_rows()
+    query_rows = query_rows[np.linspace(0, len(query_rows) - 1, min(n_queries, len(query_rows))).astype(int)]
+    with atomic_path(layout.plot("grid", name, ".png")) as tmp:
+        if len(query_rows) == 0:
+            Image.new("RGB", (1, 1), (255, 255, 255)).save(tmp, format="PNG")
+            return
+        rows, correct = top_results(image_list, student, student, query_rows, truth)
+        bboxes = image_list.bboxes or [None] * len(image_list)
+        grid = retrieval_grid([(image_list.paths[r], bboxes[r]) for r in query_rows],
+                              [[image_list.paths[r] for r in ranked] for ranked in rows], correct)
+        grid.save(tmp, format="PNG")
 
 
 def evaluate(name: str, params_path: Path) -> str:
@@ -45,6 +68,7 @@ def evaluate(name: str, params_path: Path) -> str:
     if checkpoint["method"] != "no_distill":
         teacher = read_checked_features(layout.whitened_features(checkpoint["teacher"]), list_sha, checkpoint["teacher"])
         result["asymmetric"] = score(image_list, student, teacher.features, truth, p.recall_at)
+    write_plots(name, image_list, student, truth, result, p.grid_queries)
     write_json(layout.metrics("eval", name), result)
     return print_revisited(truth, result, p.recall_at)
 
@@ -58,6 +82,7 @@ def evaluate_teacher(name: str, params_path: Path) -> str:
     for setting, source in (("raw", layout.raw_features(name)), ("whitened", layout.whitened_features(name))):
         features = read_checked_features(source, list_sha, name)
         result[setting] = score(image_list, features.features, features.features, truth, p.recall_at)
+        result[setting].pop("pr_curve", None)
         result[setting]["dim"] = int(features.features.shape[1])
     write_json(layout.metrics("eval_teacher", name), result)
     return print_revisited(truth, result, p.recall_at)

@@ -72,6 +72,9 @@ def test_repro_runs_every_stage_and_writes_the_table(repo):
     assert "teacher r18" in table and "asymmetric" in table and "no_distill" in table
     csd = json.loads((root / "metrics/eval/csd.json").read_text())
     assert 0 <= csd["asymmetric"]["mAP"] <= 1 and csd["symmetric"]["queries"] == 120
+    curve = json.loads((root / "plots/pr/csd.json").read_text())["pr"]
+    assert {c["setting"] for c in curve} == {"symmetric", "asymmetric"} and len(curve) == 2 * 21
+    assert (root / "plots/grid/csd.png").stat().st_size > 0
     mined = json.loads((root / "metrics/mine/r18.json").read_text())
     assert mined["recall_at_k"] > 0.9  # shortlist of 16 re-ranked exactly
 

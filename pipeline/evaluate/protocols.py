@@ -12,6 +12,7 @@ from pipeline.data.listfile import ImageList
 from pipeline.errors import RdistillError
 from pipeline.evaluate.metrics import class_protocol, ranked_batches
 from pipeline.evaluate.revisited import QueryTruth, revisited_scores
+from pipeline.index.search import exact_search
 
 
 @dataclass(frozen=True)
@@ -62,3 +63,23 @@ def score(image_list: ImageList, q: np.ndarray, db: np.ndarray, ground_truth: Gr
     cams = image_list.cameras
     return class_protocol(q[q_rows], labels[q_rows], q_rows, db[db_rows], labels[db_rows], db_rows, recall_at,
                           None if cams is None else cams[q_rows], None if cams is None else cams[db_rows])
+
+
+def top_results(image_list: ImageList, q: np.ndarray, db: np.ndarray, query_rows: np.ndarray,
+                ground_truth: GroundTruth | None, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """The k best gallery rows for each of `query_rows` (itself excluded) and whether each is correct.
+
+    Correct: same label (class protocol) or an easy/hard positive (revisited protocol).
+    """
+    gallery = image_list.gallery_rows()
+    k = min(k, len(gallery) - 1)
+    _, ids = exact_search(db[gallery], q[query_rows], k + 1)
+    rows = gallery[ids]
+    rows = np.stack([r[r != qr][:k] for r, qr in zip(rows, query_rows)])
+    if ground_truth is None:
+        correct = image_list.labels[rows] == image_list.labels[query_rows][:, None]
+    else:
+        truth_of = {int(r): t for r, t in zip(ground_truth.query_rows, ground_truth.queries)}
+        correct = np.stack([np.isin(r, gallery[np.concatenate([truth_of[int(qr)].easy, truth_of[int(qr)].hard])])
+                            for r, qr in zip(rows, query_rows)])
+    return rows, correct

@@ -94,3 +94,12 @@ def test_class_protocol_with_disjoint_query_and_gallery_keeps_every_gallery_imag
     db = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
     result = class_protocol(q, np.array([1]), np.array([10]), db, np.array([1, 0]), np.array([20, 21]))
     assert np.isclose(result["mAP"], 0.5) and result["R@1"] == 0.0
+
+
+def test_precision_recall_curve_hand_worked():
+    from pipeline.evaluate.metrics import RECALL_LEVELS, interpolated_precision
+    relevant = np.array([[True, False, True, False]])
+    curve = interpolated_precision(relevant, np.ones_like(relevant))[0]
+    # positives at ranks 1 and 3: precision 1 up to recall 0.5, then 2/3 up to recall 1
+    assert np.allclose(curve[RECALL_LEVELS <= 0.5], 1.0)
+    assert np.allclose(curve[RECALL_LEVELS > 0.5], 2 / 3)
