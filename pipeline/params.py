@@ -17,7 +17,7 @@ class Section(BaseModel):
 SOURCES_NEEDING_ROOT = ("folder", "mnist", "revisited", "gldv2", "sop", "inshop", "reid")
 
 
-class PrepareParams(Section):
+class SourceParams(Section):
     source: Literal["sklearn_digits", "list", "folder", "mnist", "revisited", "gldv2", "sop", "inshop",
                     "reid"] = "sklearn_digits"
     root: str | None = None  # the dataset's folder, for every importer
@@ -28,7 +28,7 @@ class PrepareParams(Section):
     limit: PositiveInt | None = None  # sklearn_digits, mnist: keep only the first `limit` images per file
 
     @model_validator(mode="after")
-    def _source_has_its_inputs(self) -> "PrepareParams":
+    def _source_has_its_inputs(self) -> "SourceParams":
         if self.source in SOURCES_NEEDING_ROOT and not self.root:
             raise ValueError(f"root: required with source {self.source!r}")
         if self.source in ("list", "gldv2") and not self.list:
@@ -36,6 +36,10 @@ class PrepareParams(Section):
         if self.source == "revisited" and not self.name:
             raise ValueError("name: required with source 'revisited' (e.g. roxford5k)")
         return self
+
+
+class PrepareParams(SourceParams):
+    train_from: SourceParams | None = None  # a second source whose `train` rows are appended (e.g. GLDv2 for rOxford)
 
 
 class TeacherSpec(Section):
