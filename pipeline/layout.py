@@ -48,4 +48,9 @@ def plot(kind: str, name: str, suffix: str) -> Path:
     return Path("plots") / kind / f"{name}{suffix}"
 
 
+def scratch(stage: str, name: str) -> Path:
+    """Resumable partial work of a stage, outside its declared outputs."""
+    return Path("data/.partial") / f"{stage}-{name}"
+
+
 REPORT = Path("reports/results.md")

@@ -61,8 +61,14 @@ class TeacherParams(Section):
 class ExtractParams(Section):
     scales: list[PositiveFloat] = [1.0, 0.7071, 0.5]
     batch_size: PositiveInt = 128
-    chunk_size: PositiveInt = 512
+    chunk_size: PositiveInt = 512  # rows per HDF5 chunk and per resumable unit; a multiple of batch_size
     workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _chunks_hold_whole_batches(self) -> "ExtractParams":
+        if self.chunk_size % self.batch_size:
+            raise ValueError(f"chunk_size: {self.chunk_size} is not a multiple of batch_size {self.batch_size}")
+        return self
 
 
 class WhitenParams(Section):

@@ -1,6 +1,12 @@
-"""Stage `extract`: multi-scale GeM features of every listed image by one teacher -> HDF5."""
+"""Stage `extract`: multi-scale GeM features of every listed image by one teacher -> HDF5.
+
+Progress is committed chunk by chunk to a scratch folder; a killed run resumes from the last
+complete chunk, and the published file is identical to an uninterrupted run's.
+"""
 from __future__ import annotations
 
+import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -8,14 +14,18 @@ import numpy as np
 from pipeline import layout
 from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader
 from pipeline.data.h5 import feature_writer
+from pipeline.errors import RdistillError
 from pipeline.features.extract import default_device, describe
 from pipeline.io import sha256_file
 from pipeline.models.registry import create
 from pipeline.models.weights import load_state_dict, load_strict
 from pipeline.params import load_params
 from pipeline.provenance import library_versions
+from pipeline.scratch import ChunkStore
 from pipeline.train.loop import seed_everything
 from stages.common import declared, prepared_list
+
+log = logging.getLogger(__name__)
 
 
 def extract(name: str, params_path: Path) -> None:
@@ -27,11 +37,36 @@ def extract(name: str, params_path: Path) -> None:
     weights = layout.teacher_weights(name)
     net = create(spec.arch, spec.dim)
     load_strict(net, load_state_dict(weights), str(weights))
-    dataset = ImageListDataset(image_list.paths, image_list.labels, np.arange(len(image_list)),
-                               eval_transform(spec.image_size), image_list.bboxes)
     attrs = {"teacher": name, "arch": spec.arch, "weights_sha256": sha256_file(weights), "scales": p.scales,
              "image_size": spec.image_size, "list_sha256": list_sha, "versions": library_versions()}
-    loader = make_loader(dataset, p.batch_size, p.workers, by_shape=True)
+    n_rows = len(image_list)
+    n_chunks = math.ceil(n_rows / p.chunk_size)
+    store = ChunkStore(layout.scratch("extract", name),
+                       {**attrs, "dim": spec.dim, "chunk_size": p.chunk_size, "batch_size": p.batch_size})
+    done = store.done()
+    pending = [c for c in range(n_chunks) if c not in done]
+    rows = np.concatenate([np.arange(c * p.chunk_size, min((c + 1) * p.chunk_size, n_rows)) for c in pending]
+                          or [np.zeros(0, dtype=np.int64)])
+    log.info("extract %s: %d of %d images already extracted, extracting %d", name, n_rows - len(rows), n_rows, len(rows))
+    if len(rows):
+        dataset = ImageListDataset(image_list.paths, image_list.labels, rows, eval_transform(spec.image_size),
+                                   image_list.bboxes)
+        # chunk_size is a multiple of batch_size, so batches never straddle chunks and a resumed
+        # run sees exactly the batches an uninterrupted run would.
+        loader = make_loader(dataset, p.batch_size, p.workers, by_shape=True)
+        buffers: dict[int, dict[int, np.ndarray]] = {}
+        for batch_rows, feats in describe(net, loader, p.scales, len(dataset), default_device(), desc=f"extract {name}"):
+            bad = np.flatnonzero(~np.isfinite(feats).all(axis=1) | ~feats.any(axis=1))
+            if bad.size:
+                row = batch_rows[bad[0]]
+                raise RdistillError(f"{image_list.paths[row]}: teacher {name} gave a NaN, inf or all-zero feature (row {row})")
+            for row, feat in zip(batch_rows, feats):
+                buffers.setdefault(int(row) // p.chunk_size, {})[int(row)] = feat
+            for chunk in [c for c, got in buffers.items() if len(got) == min(p.chunk_size, n_rows - c * p.chunk_size)]:
+                got = buffers.pop(chunk)
+                store.save(chunk, {"rows": np.asarray(sorted(got)), "features": np.stack([got[r] for r in sorted(got)])})
     with feature_writer(layout.raw_features(name), image_list.ids, attrs, p.chunk_size) as writer:
-        for rows, feats in describe(net, loader, p.scales, len(dataset), default_device(), desc=f"extract {name}"):
-            writer.write(rows, feats)
+        for chunk in range(n_chunks):
+            arrays = store.load(chunk, ["rows", "features"])
+            writer.write(arrays["rows"], arrays["features"])
+    store.clear()

@@ -13,6 +13,7 @@ from pipeline.io import atomic_path, write_json
 from pipeline.models.registry import create
 from pipeline.models.weights import load_pretrained
 from pipeline.params import load_params
+from pipeline.scratch import ChunkStore
 from pipeline.train.loop import fit, seed_everything
 from pipeline.train.objectives import ClassificationObjective
 from stages.common import class_indices, declared, prepared_list
@@ -28,15 +29,19 @@ def teacher(name: str, params_path: Path) -> None:
     net = create(spec.arch, spec.dim)
     history = []
     if spec.weights == "train":
-        image_list, _ = prepared_list()
+        image_list, list_sha = prepared_list()
         rows = image_list.train_rows()
         labels, n_classes = class_indices(image_list, rows, f"training teacher {name}")
         dataset = ImageListDataset(image_list.paths, labels, rows, train_transform(spec.image_size))
         loader = make_loader(dataset, p.batch_size, p.workers, shuffle=True, seed=params.seed)
         objective = ClassificationObjective(n_classes, net.dim, p.temperature)
         log.info("training teacher %s (%s) on %d images, %d classes", name, spec.arch, len(rows), n_classes)
+        store = ChunkStore(layout.scratch("teacher", name), {"spec": spec.model_dump(), "teacher": p.model_dump(),
+                                                              "seed": params.seed, "list_sha256": list_sha})
         history = fit(net, objective, loader, p.epochs, p.lr, p.weight_decay, default_device(),
-                      on_epoch=lambda r: log.info("teacher %s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"]))
+                      on_epoch=lambda r: log.info("teacher %s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"]),
+                      checkpoint=store.file("checkpoint.pt"))
+        store.clear()
     else:
         load_pretrained(net, spec.weights)
     with atomic_path(layout.teacher_weights(name)) as tmp:

@@ -15,6 +15,7 @@ from pipeline.io import atomic_path, write_json
 from pipeline.models.registry import create
 from pipeline.params import load_params
 from pipeline.provenance import require_match
+from pipeline.scratch import ChunkStore
 from pipeline.train.loop import fit, seed_everything
 from pipeline.train.objectives import Targets, build_objective
 from stages.common import class_indices, declared, prepared_list, read_checked_features
@@ -32,7 +33,7 @@ def load_targets(teacher: str, list_sha: str, n_rows: int, n_classes: int) -> Ta
     neighbours = np.full((n_rows, arrays["indices"].shape[1]), -1, dtype=np.int64)
     neighbours[arrays["rows"]] = arrays["indices"]
     return Targets(torch.from_numpy(whitened.features), torch.from_numpy(neighbours), n_classes,
-                   whitened.features.shape[1])
+                   whitened.features.shape[1], whitened.attrs["weights_sha256"])
 
 
 def train(name: str, params_path: Path) -> None:
@@ -52,8 +53,11 @@ def train(name: str, params_path: Path) -> None:
     dataset = ImageListDataset(image_list.paths, labels, rows, train_transform(p.student.image_size))
     loader = make_loader(dataset, p.batch_size, p.workers, shuffle=True, seed=params.seed)
     log.info("training student %s (%s, %s from %s) on %d images", name, p.student.arch, spec.method, spec.teacher, len(rows))
+    store = ChunkStore(layout.scratch("train", name), {"params": params.model_dump(), "list_sha256": list_sha,
+                                                        "teacher_sha256": targets.source_sha256})
     history = fit(net, objective, loader, p.epochs, p.lr, p.weight_decay, default_device(),
-                  on_epoch=lambda r: log.info("%s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"]))
+                  on_epoch=lambda r: log.info("%s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"]),
+                  checkpoint=store.file("checkpoint.pt"))
     checkpoint = {"arch": p.student.arch, "dim": targets.dim, "image_size": p.student.image_size,
                   "method": spec.method, "teacher": spec.teacher, "state_dict": net.cpu().state_dict()}
     with atomic_path(layout.student_weights(name)) as tmp:
@@ -61,3 +65,4 @@ def train(name: str, params_path: Path) -> None:
     write_json(layout.metrics("train", name), {
         "method": spec.method, "teacher": spec.teacher, "arch": p.student.arch,
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])), "history": history})
+    store.clear()

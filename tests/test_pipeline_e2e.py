@@ -19,7 +19,7 @@ TINY = {
         "mnv3": {"arch": "mobilenet_v3_small", "weights": "train", "dim": 32, "image_size": 16},
     },
     "teacher": {"epochs": 1, "batch_size": 32},
-    "extract": {"scales": [1.0, 0.5], "batch_size": 64, "chunk_size": 50},
+    "extract": {"scales": [1.0, 0.5], "batch_size": 64, "chunk_size": 64},
     "whiten": {"n_components": 8},
     "mine": {"index": "PQ4x4", "k": 8, "shortlist": 16},
     "train": {"student": {"arch": "resnet18", "image_size": 16}, "epochs": 1, "batch_size": 32, "csd": {"k": 8}},

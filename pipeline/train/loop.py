@@ -1,16 +1,22 @@
-"""The single training loop: any network, any objective plug-in, CUDA when available."""
+"""The single training loop: any network, any objective plug-in, CUDA when available, resumable."""
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
+
+from pipeline.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:
@@ -26,11 +32,32 @@ def cosine_lr(step: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
+def rng_states(loader: DataLoader) -> dict:
+    """Every random state the next epoch depends on, as tensors and plain values (weights_only-loadable)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": random.getstate(), "torch": torch.get_rng_state(),
+            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                      "cached": float(cached)},
+            "loader": loader.generator.get_state() if loader.generator is not None else None}
+
+
+def restore_rng_states(states: dict, loader: DataLoader) -> None:
+    """Undo rng_states."""
+    random.setstate(states["python"])
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    if states["loader"] is not None:
+        loader.generator.set_state(states["loader"])
+
+
 def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, epochs: int, lr: float,
         weight_decay: float, device: torch.device,
-        on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+        on_epoch: Callable[[dict], None] | None = None, checkpoint: Path | None = None) -> list[dict]:
     """Train `net` to minimise `objective(net(images), labels, rows)`; Adam + cosine schedule.
 
+    With `checkpoint`, the full training state (weights, optimiser, schedule, random states, epoch)
+    is saved atomically after every epoch, and a run that finds one resumes after its epoch.
     Returns one record per epoch: {epoch, loss, seconds}.
     """
     net.to(device).train()
@@ -38,8 +65,17 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, epochs: int, l
     optimizer = torch.optim.Adam([*net.parameters(), *objective.parameters()], lr=lr, weight_decay=weight_decay)
     total_steps = epochs * len(loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_lr(step, total_steps))
-    history = []
-    for epoch in range(epochs):
+    history: list[dict] = []
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        net.load_state_dict(state["net"])
+        objective.load_state_dict(state["objective"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng_states(state["rng"], loader)
+        history = state["history"]
+        log.info("resuming from %s after epoch %d of %d", checkpoint, len(history), epochs)
+    for epoch in range(len(history), epochs):
         start, losses = time.perf_counter(), []
         for images, labels, rows in tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                                          leave=False, mininterval=1.0):
@@ -52,6 +88,11 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, epochs: int, l
             losses.append(loss.item())
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - start}
         history.append(record)
+        if checkpoint is not None:
+            with atomic_path(checkpoint) as tmp:
+                torch.save({"net": net.state_dict(), "objective": objective.state_dict(),
+                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                            "rng": rng_states(loader), "history": history}, tmp)
         if on_epoch:
             on_epoch(record)
     # Short runs from scratch leave BatchNorm running statistics lagging behind the weights

@@ -26,6 +26,7 @@ class Targets:
     neighbours: Tensor | None  # (N, K) int64 list rows; -1 for rows that were not mined
     n_classes: int
     dim: int
+    source_sha256: str = ""  # the teacher weights the cached features came from
 
 
 OBJECTIVES: dict[str, Callable[[TrainParams, Targets], nn.Module]] = {}

@@ -1,0 +1,136 @@
+"""Kill -9 in the middle of a stage, rerun, and get exactly the uninterrupted result."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline.models.registry import create
+
+RDISTILL = str(Path(sys.executable).parent / "rdistill")
+
+PARAMS = {
+    "prepare": {"limit": 160, "n_train": 80},
+    "teachers": {"t": {"arch": "resnet18", "image_size": 64}},
+    "extract": {"scales": [1.0, 0.5], "batch_size": 8, "chunk_size": 16},
+}
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
+    subprocess.run([RDISTILL, "prepare"], cwd=tmp_path, check=True, capture_output=True)
+    torch.manual_seed(0)
+    (tmp_path / "data/teachers").mkdir(parents=True)
+    torch.save(create("resnet18").state_dict(), tmp_path / "data/teachers/t.pt")
+    return tmp_path
+
+
+def run_killed_after(cmd, cwd, scratch: Path, n_chunks: int) -> None:
+    """Start `cmd`, SIGKILL it once `n_chunks` chunk files exist in `scratch`."""
+    process = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if len(list(scratch.glob("chunk-*.h5"))) >= n_chunks:
+            os.kill(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the stage finished before it could be killed"
+
+
+def extracted_counts(stderr: str) -> tuple[int, int]:
+    done, todo = re.search(r"(\d+) of \d+ images already extracted, extracting (\d+)", stderr).groups()
+    return int(done), int(todo)
+
+
+def test_killed_extraction_resumes_from_the_last_complete_chunk(project):
+    scratch = project / "data/.partial/extract-t"
+    run_killed_after([RDISTILL, "extract", "t"], project, scratch, n_chunks=3)
+    assert not (project / "data/features/t.h5").exists()  # nothing half-written was published
+    # a half-written chunk (as a kill during a write leaves) is never trusted
+    (scratch / ".chunk-000099.h5.partial-1").write_bytes(b"\x89HDF garbage")
+    resumed = subprocess.run([RDISTILL, "extract", "t"], cwd=project, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    done, todo = extracted_counts(resumed.stderr)
+    assert done >= 3 * 16 and done + todo == 160 and todo > 0
+    assert not scratch.exists()
+    resumed_bytes = (project / "data/features/t.h5").read_bytes()
+
+    (project / "data/features/t.h5").unlink()
+    clean = subprocess.run([RDISTILL, "extract", "t"], cwd=project, capture_output=True, text=True)
+    assert extracted_counts(clean.stderr) == (0, 160)
+    with h5py.File(project / "data/features/t.h5") as a, h5py.File(io_bytes(resumed_bytes, project)) as b:
+        assert np.array_equal(a["features"][()], b["features"][()])
+    assert (project / "data/features/t.h5").read_bytes() == resumed_bytes
+
+
+def io_bytes(data: bytes, folder: Path) -> Path:
+    path = folder / "resumed_copy.h5"
+    path.write_bytes(data)
+    return path
+
+
+def test_scratch_from_other_settings_is_discarded(project):
+    scratch = project / "data/.partial/extract-t"
+    run_killed_after([RDISTILL, "extract", "t"], project, scratch, n_chunks=2)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["extract"]["scales"] = [1.0]
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    rerun = subprocess.run([RDISTILL, "extract", "t"], cwd=project, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert extracted_counts(rerun.stderr) == (0, 160)
+
+
+def fake_teacher_cache(project: Path, dim: int = 8, k: int = 4) -> None:
+    """Whitened features and neighbours with valid provenance, so that `train` can run without a teacher."""
+    from pipeline.data.h5 import feature_writer, write_arrays
+    from pipeline.data.listfile import read_list
+    from pipeline.io import sha256_file
+    image_list = read_list(project / "data/prepared/list.csv")
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((len(image_list), dim)).astype(np.float32)
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    attrs = {"teacher": "t", "list_sha256": sha256_file(project / "data/prepared/list.csv"), "weights_sha256": "00"}
+    with feature_writer(project / "data/whitened/t.h5", image_list.ids, attrs) as writer:
+        writer.write(np.arange(len(feats)), feats)
+    train = image_list.train_rows()
+    neighbours = np.stack([np.roll(train, -s)[:len(train)] for s in range(1, k + 1)], axis=1)
+    write_arrays(project / "data/neighbours/t.h5", {"rows": train, "indices": neighbours}, attrs)
+
+
+def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(project):
+    params = {**PARAMS, "train": {"student": {"arch": "resnet18", "image_size": 32}, "epochs": 6, "batch_size": 16,
+                                  "csd": {"k": 4, "variant": "kl"}},
+              "mine": {"k": 4}, "students": {"s": {"method": "csd", "teacher": "t"}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    fake_teacher_cache(project)
+    scratch = project / "data/.partial/train-s"
+    process = subprocess.Popen([RDISTILL, "train", "s"], cwd=project, stderr=subprocess.PIPE, text=True)
+    while process.poll() is None and not (scratch / "checkpoint.pt").exists():
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    resumed = subprocess.run([RDISTILL, "train", "s"], cwd=project, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert re.search(r"resuming from .*checkpoint.pt after epoch [1-5] of 6", resumed.stderr)
+    assert not scratch.exists()
+    resumed_weights = torch.load(project / "data/students/s.pt", weights_only=True)["state_dict"]
+    shutil.copy(project / "data/students/s.pt", project / "resumed.pt")
+
+    clean = subprocess.run([RDISTILL, "train", "s"], cwd=project, capture_output=True, text=True)
+    assert clean.returncode == 0 and "resuming" not in clean.stderr
+    clean_weights = torch.load(project / "data/students/s.pt", weights_only=True)["state_dict"]
+    assert resumed_weights.keys() == clean_weights.keys()
+    for key in clean_weights:
+        assert torch.equal(resumed_weights[key], clean_weights[key]), key
