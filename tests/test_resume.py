@@ -134,3 +134,32 @@ def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(proj
     assert resumed_weights.keys() == clean_weights.keys()
     for key in clean_weights:
         assert torch.equal(resumed_weights[key], clean_weights[key]), key
+
+
+def test_interrupted_mining_resumes_from_finished_query_batches(project, monkeypatch, caplog):
+    import logging
+
+    import stages.mine as mine_stage
+    params = {**PARAMS, "mine": {"index": "PQ4x4", "k": 5, "shortlist": 10, "batch_size": 8}, "train": {"csd": {"k": 5}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    fake_teacher_cache(project)
+    monkeypatch.chdir(project)
+    real, calls = mine_stage.neighbours_of, {"n": 0}
+
+    def crash_after_three_batches(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 6:  # two calls per batch: approximate, then exact
+            raise KeyboardInterrupt("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mine_stage, "neighbours_of", crash_after_three_batches)
+    with pytest.raises(KeyboardInterrupt):
+        mine_stage.mine("t", Path("params.yaml"))
+    assert len(list((project / "data/.partial/mine-t").glob("chunk-*.h5"))) == 3
+    monkeypatch.setattr(mine_stage, "neighbours_of", real)
+    with caplog.at_level(logging.INFO):
+        mine_stage.mine("t", Path("params.yaml"))
+    assert "3 of 10 query batches already done" in caplog.text
+    resumed = (project / "data/neighbours/t.h5").read_bytes()
+    mine_stage.mine("t", Path("params.yaml"))
+    assert (project / "data/neighbours/t.h5").read_bytes() == resumed

@@ -67,30 +67,54 @@ def rerank_exact(q: np.ndarray, db: np.ndarray, ids: np.ndarray) -> tuple[np.nda
     return np.take_along_axis(sims, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
 
-def mine_neighbours(feats: np.ndarray, factory: str, k: int, shortlist: int = 0, batch: int = 4096):
-    """Top-k neighbours of every row among the other rows, via `factory`; also the exact top-k.
+def neighbours_of(index: faiss.Index, feats: np.ndarray, start: int, stop: int, k: int,
+                  shortlist: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (sims, ids) of rows start..stop of `feats` among the other rows of `index` (which holds `feats`).
 
     With shortlist > k, the index proposes `shortlist` candidates that are re-ranked exactly from
     `feats` (a compressed index for the candidates, the cached features for the order).
+    """
+    stop = min(stop, len(feats))
+    q = feats[start:stop]
+    n_candidates = min(max(k, shortlist) + 1, len(feats))
+    sims, ids = index.search(q, n_candidates)
+    if n_candidates > k + 1:
+        sims, ids = rerank_exact(q, feats, ids)
+    return drop_self(sims[:, :k + 1], ids[:, :k + 1], np.arange(start, stop), k)
+
+
+def check_k(k: int, n: int) -> None:
+    """Refuse asking for as many neighbours as there are images."""
+    if k >= n:
+        raise RdistillError(f"mine.k: {k} neighbours asked of {n} training images (need k < N)")
+
+
+def mine_neighbours(feats: np.ndarray, factory: str, k: int, shortlist: int = 0, batch: int = 4096):
+    """Top-k neighbours of every row among the other rows, via `factory`; also the exact top-k.
+
     Returns (sims, ids, exact_ids), each (N, k); ids index rows of `feats`.
     """
-    if k >= len(feats):
-        raise RdistillError(f"mine.k: {k} neighbours asked of {len(feats)} training images (need k < N)")
+    check_k(k, len(feats))
     feats = np.ascontiguousarray(feats, dtype=np.float32)
-    index = build_index(feats, factory)
-    n_candidates = min(max(k, shortlist) + 1, len(feats))
-    sims = np.empty((len(feats), k), dtype=np.float32)
-    ids = np.empty((len(feats), k), dtype=np.int64)
-    for start in range(0, len(feats), batch):
-        q = feats[start:start + batch]
-        cand_sims, cand_ids = index.search(q, n_candidates)
-        if n_candidates > k + 1:
-            cand_sims, cand_ids = rerank_exact(q, feats, cand_ids)
-        own = np.arange(start, start + len(q))
-        sims[start:start + batch], ids[start:start + batch] = drop_self(
-            cand_sims[:, :k + 1], cand_ids[:, :k + 1], own, k)
-    _, exact_ids = drop_self(*exact_search(feats, feats, k + 1, batch), np.arange(len(feats)), k)
-    return sims, ids, exact_ids
+    index, exact = build_index(feats, factory), build_index(feats, "Flat")
+    parts = [(*neighbours_of(index, feats, s, s + batch, k, shortlist), neighbours_of(exact, feats, s, s + batch, k)[1])
+             for s in range(0, len(feats), batch)]
+    return tuple(np.concatenate(arrays) for arrays in zip(*parts))
+
+
+def save_index(index: faiss.Index, path) -> None:
+    """Write an index (copied back from the GPUs first when it lives there)."""
+    if faiss.get_num_gpus() > 0:
+        try:
+            index = faiss.index_gpu_to_cpu(index)
+        except (RuntimeError, AttributeError):
+            pass  # already a CPU index
+    faiss.write_index(index, str(path))
+
+
+def load_index(path) -> faiss.Index:
+    """Read an index written by save_index, moved to the GPUs when present."""
+    return to_gpu_if_available(faiss.read_index(str(path)))
 
 
 def recall_at_k(approx_ids: np.ndarray, exact_ids: np.ndarray) -> float:
