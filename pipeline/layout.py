@@ -5,6 +5,7 @@ from pathlib import Path
 
 PREPARED = Path("data/prepared")
 LIST = PREPARED / "list.csv"
+SKIPPED = PREPARED / "skipped.csv"  # rows left out by prepare.on_bad_image: skip, with the reason
 GROUND_TRUTH = PREPARED / "ground_truth.json"  # per-query easy/hard/junk rows (revisited protocol)
 
 

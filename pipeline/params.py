@@ -40,6 +40,8 @@ class SourceParams(Section):
 
 class PrepareParams(SourceParams):
     train_from: SourceParams | None = None  # a second source whose `train` rows are appended (e.g. GLDv2 for rOxford)
+    check_images: bool = True  # decode every image once, so that bad files are found before any stage
+    on_bad_image: Literal["fail", "skip"] = "fail"  # skip: leave them out, listed in data/prepared/skipped.csv
 
 
 class TeacherSpec(Section):

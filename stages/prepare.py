@@ -1,11 +1,14 @@
 """Stage `prepare`: the image list (path,label,split[,camera][,bbox]) every later stage reads."""
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import os
 from pathlib import Path
 
 from pipeline import layout
+from pipeline.data.checks import outside_root, undecodable
 from pipeline.data.digits import export_digits
 from pipeline.data.importers import Imported
 from pipeline.data.importers.images import import_folder, import_mnist
@@ -15,6 +18,8 @@ from pipeline.data.listfile import read_list, write_list
 from pipeline.errors import RdistillError
 from pipeline.io import atomic_path
 from pipeline.params import PrepareParams, SourceParams, load_params
+
+log = logging.getLogger(__name__)
 
 
 def import_source(p: SourceParams, seed: int) -> Imported:
@@ -36,6 +41,10 @@ def import_source(p: SourceParams, seed: int) -> Imported:
     if p.source == "reid":
         return import_reid(p.root)
     user = read_list(p.list)
+    dataset_root = Path(p.root) if p.root else user.source.parent
+    row = outside_root(user.paths, dataset_root)
+    if row is not None:
+        raise RdistillError(f"{user.source}: row {row} path {user.ids[row]!r} lies outside the dataset root {dataset_root}")
     return Imported(list(user.paths), [int(x) for x in user.labels], list(user.splits),
                     None if user.cameras is None else [int(c) for c in user.cameras], user.bboxes)
 
@@ -53,6 +62,34 @@ def with_training_rows(rows: Imported, extra: Imported) -> Imported:
                     rows.splits + ["train"] * len(keep), cameras, bboxes, rows.ground_truth)
 
 
+def without_rows(rows: Imported, bad: dict[int, str]) -> Imported:
+    """`rows` less the rows in `bad`; ground-truth rows renumbered, and a query whose image is bad refused."""
+    if not bad:
+        return rows
+    keep = [i for i in range(len(rows.paths)) if i not in bad]
+    new_index = {old: new for new, old in enumerate(keep)}
+    pick = (lambda values: None if values is None else [values[i] for i in keep])
+    truth = rows.ground_truth
+    if truth is not None:
+        lost = [q["row"] for q in truth["queries"] if q["row"] in bad]
+        if lost:
+            raise RdistillError(f"{bad[lost[0]]}: a query of the ground truth cannot be skipped")
+        truth = {**truth, "queries": [{"row": new_index[q["row"]],
+                                       **{k: [new_index[r] for r in q[k] if r in new_index] for k in ("easy", "hard", "junk")}}
+                                      for q in truth["queries"]]}
+    return Imported(pick(rows.paths), pick(rows.labels), pick(rows.splits), pick(rows.cameras), pick(rows.bboxes), truth)
+
+
+def write_skipped(bad: dict[int, str], rows_before: int) -> None:
+    """data/prepared/skipped.csv: every row left out and why (header only when none was)."""
+    with atomic_path(layout.SKIPPED) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", "reason"])
+        writer.writerows(sorted(bad.items()))
+    if bad:
+        log.warning("left out %d of %d images that cannot be decoded; see %s", len(bad), rows_before, layout.SKIPPED)
+
+
 def gather(p: PrepareParams, seed: int) -> Imported:
     """Rows of the main source plus, when configured, the training rows of `train_from`."""
     rows = import_source(p, seed)
@@ -62,10 +99,14 @@ def gather(p: PrepareParams, seed: int) -> Imported:
 def prepare(params_path: Path) -> None:
     """Write data/prepared/list.csv (and ground_truth.json for the revisited protocol)."""
     params = load_params(params_path)
-    rows = gather(params.prepare, params.seed)
-    missing = next((path for path in rows.paths if not path.is_file()), None)
-    if missing is not None:
-        raise RdistillError(f"{missing}: image listed by the {params.prepare.source} source does not exist")
+    p = params.prepare
+    rows = gather(p, params.seed)
+    bad = undecodable(rows.paths) if p.check_images else {}
+    if bad and p.on_bad_image == "fail":
+        row = min(bad)
+        raise RdistillError(f"{bad[row]} (row {row}); set prepare.on_bad_image: skip to leave such images out")
+    rows = without_rows(rows, bad)
+    write_skipped(bad, rows_before=len(rows.paths) + len(bad))
     base = layout.PREPARED.resolve()
     relative = [os.path.relpath(Path(path).resolve(), base) for path in rows.paths]
     if rows.ground_truth is not None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.transforms import v2
 
+from pipeline.data.decode import load_rgb
 from pipeline.errors import RdistillError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -31,12 +31,6 @@ def train_transform(image_size: int) -> v2.Compose:
     return v2.Compose([*eval_transform(image_size).transforms, v2.CenterCrop(image_size)])
 
 
-def load_rgb(path: Path) -> Image.Image:
-    """Decode an image file to upright RGB."""
-    with Image.open(path) as image:
-        return ImageOps.exif_transpose(image).convert("RGB")
-
-
 class ImageListDataset(Dataset):
     """Items (image tensor, label, row) for the chosen rows of an image list; rows with a bbox are cropped first."""
 
@@ -53,8 +47,8 @@ class ImageListDataset(Dataset):
         path = self.paths[row]
         try:
             image = load_rgb(path)
-        except (OSError, UnidentifiedImageError) as exc:
-            raise RdistillError(f"{path}: cannot decode image of row {row} ({exc})") from None
+        except RdistillError as exc:
+            raise RdistillError(f"{exc} (row {row})") from None
         if self.bboxes is not None and self.bboxes[row] is not None:
             image = image.crop(tuple(round(v) for v in self.bboxes[row]))
         return self.transform(image), int(self.labels[row]), row

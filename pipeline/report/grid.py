@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 
+from pipeline.data.decode import load_rgb
 from pipeline.data.listfile import BBox
 
 QUERY, CORRECT, WRONG = (40, 90, 220), (30, 170, 60), (210, 40, 40)
@@ -13,11 +14,10 @@ QUERY, CORRECT, WRONG = (40, 90, 220), (30, 170, 60), (210, 40, 40)
 
 def tile(path: Path, size: int, frame: tuple[int, int, int], bbox: BBox | None = None, border: int = 3) -> Image.Image:
     """An image fitted into a size×size tile with a coloured frame."""
-    with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image).convert("RGB")
-        if bbox is not None:
-            image = image.crop(tuple(round(v) for v in bbox))
-        inner = ImageOps.pad(image, (size - 2 * border, size - 2 * border), color=(255, 255, 255))
+    image = load_rgb(path)
+    if bbox is not None:
+        image = image.crop(tuple(round(v) for v in bbox))
+    inner = ImageOps.pad(image, (size - 2 * border, size - 2 * border), color=(255, 255, 255))
     canvas = Image.new("RGB", (size, size), frame)
     canvas.paste(inner, (border, border))
     return canvas
