@@ -19,6 +19,14 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def require_attrs(path, attrs: dict, keys: tuple[str, ...]) -> dict:
+    """The provenance attributes `keys` of a file; refuses a file that lacks one."""
+    missing = [k for k in keys if k not in attrs]
+    if missing:
+        raise RdistillError(f"{path}: provenance attribute {missing[0]!r} missing; rerun the stage that writes it")
+    return {k: attrs[k] for k in keys}
+
+
 def require_match(path, attrs: dict, key: str, expected) -> None:
     """Refuse an input whose provenance attribute `key` differs from what the stage expects."""
     found = attrs.get(key)

@@ -1,6 +1,7 @@
 """The `rdistill` command: one sub-command per DVC stage."""
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -106,6 +107,12 @@ def main() -> None:
         if state["debug"]:
             raise
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        if state["debug"] or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        typer.echo(f"error: {exc.filename or 'output'}: no space left on device; earlier outputs are intact, "
+                   f"free space and rerun", err=True)
         sys.exit(1)
     except Exception as exc:  # click usage errors carry their own exit code
         import click

@@ -10,7 +10,7 @@ import numpy as np
 from pipeline import layout
 from pipeline.data.h5 import feature_writer, write_arrays
 from pipeline.params import load_params
-from pipeline.provenance import library_versions
+from pipeline.provenance import library_versions, require_attrs
 from pipeline.whitening.pca import apply_whitening, learn_pca
 from stages.common import prepared_list, read_checked_features
 
@@ -30,7 +30,7 @@ def whiten(name: str, params_path: Path) -> None:
         w = learn_pca(raw.features[train], p.n_components, p.power)
     for warning in caught:
         log.warning("%s: %s", name, warning.message)
-    attrs = {**{k: raw.attrs[k] for k in ("teacher", "arch", "weights_sha256", "list_sha256")},
+    attrs = {**require_attrs(source, raw.attrs, ("teacher", "arch", "weights_sha256", "list_sha256")),
              "whitening_source": str(source), "n_components": p.n_components, "power": p.power,
              "n_train": int(len(train)), "n_informative": w.n_informative, "versions": library_versions()}
     write_arrays(layout.whitening(name), {"mean": w.mean, "projection": w.projection, "eigenvalues": w.eigenvalues}, attrs)

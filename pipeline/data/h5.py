@@ -92,12 +92,17 @@ def read_arrays(path: str | Path, names: list[str]) -> tuple[dict[str, np.ndarra
 
 
 def read_features(path: str | Path) -> FeatureFile:
-    """Read a complete feature file; refuses NaN or inf values."""
+    """Read a complete feature file; refuses NaN, inf and all-zero rows, and ids that do not match the rows."""
     arrays, attrs = read_arrays(path, ["features", "ids"])
     features = arrays["features"]
+    if features.ndim != 2 or len(features) != len(arrays["ids"]):
+        raise RdistillError(f"{path}: features of shape {features.shape} for {len(arrays['ids'])} ids")
     bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
     if bad.size:
         raise RdistillError(f"{path}: row {bad[0]} holds NaN or inf")
+    zero = np.flatnonzero(~features.any(axis=1))
+    if zero.size:
+        raise RdistillError(f"{path}: row {zero[0]} is all zeros")
     return FeatureFile(features, list(arrays["ids"]), attrs)
 
 

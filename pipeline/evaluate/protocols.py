@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from pipeline.errors import RdistillError
 from pipeline.evaluate.metrics import class_protocol, ranked_batches
 from pipeline.evaluate.revisited import QueryTruth, revisited_scores
 from pipeline.index.search import exact_search
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,12 @@ def score(image_list: ImageList, q: np.ndarray, db: np.ndarray, ground_truth: Gr
     protocol (re-id camera filtering when the list has cameras).
     """
     db_rows = image_list.gallery_rows()
+    too_deep = [k for k in recall_at if k > len(db_rows)]
+    if too_deep:
+        raise RdistillError(f"evaluate.recall_at: k={too_deep[0]} exceeds the gallery of {len(db_rows)} images "
+                            f"in {image_list.source}")
+    if q.shape[1] != db.shape[1]:
+        raise RdistillError(f"query features are {q.shape[1]}-d but gallery features {db.shape[1]}-d")
     if ground_truth is not None:
         q_rows = ground_truth.query_rows
         rankings = (ranking for _, ids in ranked_batches(q[q_rows], db[db_rows]) for ranking in ids)
@@ -61,8 +70,12 @@ def score(image_list: ImageList, q: np.ndarray, db: np.ndarray, ground_truth: Gr
         row = q_rows[np.flatnonzero(labels[q_rows] < 0)[0]]
         raise RdistillError(f"{image_list.source}: query row {row} ({image_list.ids[row]}) has no label")
     cams = image_list.cameras
-    return class_protocol(q[q_rows], labels[q_rows], q_rows, db[db_rows], labels[db_rows], db_rows, recall_at,
-                          None if cams is None else cams[q_rows], None if cams is None else cams[db_rows])
+    result = class_protocol(q[q_rows], labels[q_rows], q_rows, db[db_rows], labels[db_rows], db_rows, recall_at,
+                            None if cams is None else cams[q_rows], None if cams is None else cams[db_rows])
+    if result["queries_without_positives"]:
+        log.warning("%d of %d queries have no positive in the gallery; they are left out of mAP and recall",
+                    result["queries_without_positives"], result["queries"])
+    return result
 
 
 def top_results(image_list: ImageList, q: np.ndarray, db: np.ndarray, query_rows: np.ndarray,
