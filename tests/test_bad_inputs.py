@@ -212,3 +212,30 @@ def test_unknown_key_in_params_is_one_line_with_exit_code(tmp_path):
     assert result.returncode == 1
     assert last_line(result) == "error: params.yaml: teachers.t.wieghts: Extra inputs are not permitted (got 'x')"
     assert "Traceback" not in result.stderr
+
+
+def test_query_and_gallery_of_different_dimensions_are_refused(tmp_path):
+    from pipeline.data.listfile import read_list
+    from pipeline.evaluate.protocols import score
+    prepared(tmp_path, 4, ["test"] * 4)
+    image_list = read_list(tmp_path / "data/prepared/list.csv")
+    with pytest.raises(Exception, match="query features are 8-d but gallery features 16-d"):
+        score(image_list, np.ones((4, 8), np.float32), np.ones((4, 16), np.float32), None, (1,))
+
+
+def test_extraction_refuses_a_teacher_that_outputs_nan(tmp_path, monkeypatch):
+    import stages.extract as extract_stage
+    from pipeline.models.registry import create
+    images = user_list(tmp_path, ["a.png,0,train", "b.png,1,test"])
+    good(images, "a.png")
+    good(images, "b.png")
+    assert rdistill(tmp_path, "prepare").returncode == 0
+    (tmp_path / "data/teachers").mkdir(parents=True)
+    net = create("resnet18")
+    torch.save(net.state_dict(), tmp_path / "data/teachers/t.pt")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(extract_stage, "describe",
+                        lambda *a, **k: iter([(np.array([0, 1]), np.array([[1.0, 0.0], [np.nan, 1.0]], np.float32))]))
+    with pytest.raises(Exception, match=r"images/b.png: teacher t gave a NaN, inf or all-zero feature \(row 1\)"):
+        extract_stage.extract("t", Path("params.yaml"))
+    assert not (tmp_path / "data/features/t.h5").exists()
