@@ -1,0 +1,72 @@
+"""Whiten-MTD: multi-teacher similarity distillation over whitened teachers (METHODS §3)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+FUSIONS = ("mean", "rand", "max-min", "max-mean", "max-rand")
+
+
+def cross_view_similarities(x: Tensor, y: Tensor) -> Tensor:
+    """S[i, j] = x_iᵀ y_j of l2-normalised rows: rows are views x, columns views y, positives on the diagonal."""
+    return F.normalize(x, dim=-1) @ F.normalize(y, dim=-1).transpose(-1, -2)
+
+
+def fuse(teachers: Tensor, rule: str = "max-min", generator: torch.Generator | None = None) -> Tensor:
+    """Element-wise fusion F(T_1..T_K) of METHODS §3. teachers: (K, N, N) -> (N, N).
+
+    mean; rand (each entry from a random teacher); max-min, max-mean, max-rand (diagonal: the
+    maximum over teachers; off-diagonal: min, mean or a random teacher).
+    """
+    if rule not in FUSIONS:
+        raise ValueError(f"unknown fusion {rule!r} (known: {', '.join(FUSIONS)})")
+    k, n, _ = teachers.shape
+    if rule == "mean":
+        return teachers.mean(0)
+    pick = torch.randint(k, (1, n, n), generator=generator, device=teachers.device)
+    randomly = teachers.gather(0, pick)[0]
+    if rule == "rand":
+        return randomly
+    off = {"max-min": teachers.min(0).values, "max-mean": teachers.mean(0), "max-rand": randomly}[rule]
+    eye = torch.eye(n, dtype=torch.bool, device=teachers.device)
+    return torch.where(eye, teachers.max(0).values, off)
+
+
+def row_kl(s: Tensor, t: Tensor, tau_s: float = 0.05, tau_t: float = 0.05, teacher_target: bool = True) -> Tensor:
+    """L_row = (1/N) Σ_i KL(Q_i ‖ P_i), P = row-softmax(S/τ_s), Q = row-softmax(T/τ_t) (batchmean, no τ²).
+
+    With teacher_target=False the KL is taken the other way round, KL(P_i ‖ Q_i).
+    """
+    log_p = F.log_softmax(s / tau_s, dim=1)
+    log_q = F.log_softmax(t / tau_t, dim=1)
+    if teacher_target:
+        return F.kl_div(log_p, log_q, log_target=True, reduction="batchmean")
+    return F.kl_div(log_q, log_p, log_target=True, reduction="batchmean")
+
+
+def whiten_mtd(s: Tensor, teachers: Tensor, rule: str = "max-min", tau_s: float = 0.05, tau_t: float = 0.05,
+               both_directions: bool = True, teacher_target: bool = True,
+               generator: torch.Generator | None = None) -> Tensor:
+    """Whiten-MTD loss (METHODS §3): L_row(S, F(T_k)) + L_row(Sᵀ, F(T_kᵀ)) (the second when both_directions).
+
+    s: student cross-view similarities (N, N); teachers: whitened teachers' ones (K, N, N).
+    """
+    loss = row_kl(s, fuse(teachers, rule, generator), tau_s, tau_t, teacher_target)
+    if both_directions:
+        loss = loss + row_kl(s.T, fuse(teachers.transpose(1, 2), rule, generator), tau_s, tau_t, teacher_target)
+    return loss
+
+
+def contrastive(s: Tensor, tau_s: float = 0.05, both_directions: bool = True) -> Tensor:
+    """Contrastive baseline: Whiten-MTD with Q = I, i.e. cross-entropy of each row towards its diagonal."""
+    target = torch.arange(len(s), device=s.device)
+    loss = F.cross_entropy(s / tau_s, target)
+    return loss + F.cross_entropy(s.T / tau_s, target) if both_directions else loss
+
+
+def mean_reciprocal_rank(sim: Tensor) -> Tensor:
+    """MRR diagnostic: mean over rows of 1 / (1-based rank of the diagonal entry in its row)."""
+    diagonal = sim.diagonal().unsqueeze(1)
+    rank = (sim > diagonal).sum(dim=1) + 1
+    return (1.0 / rank.double()).mean()
