@@ -1,0 +1,69 @@
+import math
+
+import torch
+
+from pipeline.losses.mixup_ap import ap_loss, mix, mixup_ap_loss, mixup_labels, soft_ap, soft_bins
+
+
+def test_bins_spread_unit_weight_and_saturate_at_the_ends():
+    scores = torch.tensor([1.2, 1.0, 0.3, -0.95, -1.5], dtype=torch.float64)
+    p = soft_bins(scores, n_bins=5)  # centres 1, .5, 0, -.5, -1 (Δ = .5)
+    assert torch.allclose(p.sum(-1), torch.ones(5, dtype=torch.float64))
+    assert p[0, 0] == 1 and p[4, -1] == 1
+    assert torch.allclose(p[2], torch.tensor([0, 0.6, 0.4, 0, 0], dtype=torch.float64))
+
+
+def test_ap_loss_is_one_minus_exact_ap_with_fine_bins_and_separated_scores():
+    # scores on bin centres (Δ = 0.01): each falls in one bin, so the binned AP is the exact AP
+    scores = torch.tensor([[0.9, 0.5, 0.1, -0.3], [0.2, 0.7, -0.6, 0.0]], dtype=torch.float64)
+    relevance = torch.tensor([[1, 0, 1, 0], [1, 0, 0, 1]], dtype=torch.float64)
+    exact = [(1 / 1 + 2 / 3) / 2, (1 / 2 + 2 / 3) / 2]  # row 1 ranked: .7 (no), .2 (yes), 0 (yes), -.6
+    assert torch.allclose(soft_ap(scores, relevance, n_bins=201), torch.tensor(exact, dtype=torch.float64))
+    assert math.isclose(ap_loss(scores, relevance, 201).item(), 1 - sum(exact) / 2, rel_tol=1e-12)
+    no_positive = torch.cat([relevance, torch.zeros(1, 4, dtype=torch.float64)])
+    assert math.isclose(ap_loss(torch.cat([scores, scores[:1]]), no_positive, 201).item(), 1 - sum(exact) / 2)
+
+
+def test_mixup_labels_by_hand():
+    # two originals that are not similar to each other; mixed sample 2 = mix(0, 1), mixed 3 = mix(1, 1)
+    sim = torch.tensor([[1.0, 0.1, 0.5, 0.2],
+                        [0.1, 1.0, 0.6, 0.9],
+                        [0.5, 0.6, 1.0, 0.3],
+                        [0.2, 0.9, 0.3, 1.0]])
+    y = mixup_labels(sim, partners=torch.tensor([1, 1]), tau=0.75)
+    expected = torch.tensor([[1, 0, 1, 0],
+                             [0, 1, 1, 1],
+                             [1, 1, 1, 0],
+                             [0, 1, 0, 1]], dtype=torch.bool)
+    # row 2 takes the positives of 0 ({0}) and 1 ({1, 3}); symmetry adds (0, 2) and (1, 2);
+    # row 3 takes the positives of 1 twice ({1, 3}) and its own (3)
+    expected[2, 3] = True
+    expected[3, 2] = True
+    assert torch.equal(y, expected)
+
+
+def test_mix_is_a_normalised_convex_combination():
+    f = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    mixed = mix(f, torch.tensor([1, 0]), 0.5)
+    assert torch.allclose(mixed, torch.full((2, 2), 1 / math.sqrt(2)))
+
+
+def test_mixup_ap_loss_prefers_a_student_that_ranks_like_the_teacher_and_has_gradients():
+    torch.manual_seed(0)
+    t = torch.nn.functional.normalize(torch.randn(12, 6, dtype=torch.float64), dim=1)
+    t = torch.cat([t, t + 0.05 * torch.randn(12, 6, dtype=torch.float64)])  # close pairs: positives
+    torch.manual_seed(1)
+    same = mixup_ap_loss(t.clone(), t, rounds=3, tau=0.75)
+    torch.manual_seed(1)
+    noise = mixup_ap_loss(torch.randn(24, 6, dtype=torch.float64), t, rounds=3, tau=0.75)
+    assert same < noise
+    s = torch.randn(24, 6, dtype=torch.float64, requires_grad=True)
+    mixup_ap_loss(s, t, rounds=2).backward()
+    assert torch.isfinite(s.grad).all() and s.grad.abs().sum() > 0
+
+
+def test_gradcheck_of_the_ap_loss():
+    torch.manual_seed(0)
+    scores = (torch.rand(3, 6, dtype=torch.float64) * 1.8 - 0.9).requires_grad_()
+    relevance = torch.tensor([[1, 0, 1, 0, 0, 1]] * 3, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: ap_loss(x, relevance, 9), (scores,))
