@@ -101,6 +101,32 @@ class NoDistillParams(Section):
     temperature: PositiveFloat = 0.05
 
 
+class D3stillParams(Section):
+    k: int = Field(10, ge=2)  # list length per sample, self included
+    m: PositiveFloat = 0.1
+    alpha: float = Field(100.0, ge=0)
+    beta: float = Field(5.0, ge=0)
+    gamma: float = Field(1.0, ge=0)
+    supervised_weight: float = Field(1.0, ge=0)  # the student's own normalised-softmax loss when labels exist
+    temperature: PositiveFloat = 0.05
+
+
+class RelationalParams(Section):
+    weight: PositiveFloat = 1.0
+
+
+class SecondOrderParams(Section):
+    lambda_1: float = Field(1.0, ge=0)
+    lambda_2: float = Field(1.0, ge=0)
+
+
+class MixupAPParams(Section):
+    rounds: PositiveInt = 10
+    alpha: PositiveFloat = 1.0  # λ ~ Beta(α, α)
+    tau: float = Field(0.75, gt=-1, lt=1)  # similarity labelling threshold on the teacher
+    n_bins: int = Field(25, ge=3)
+
+
 class TrainParams(Section):
     student: StudentArch = StudentArch()
     epochs: PositiveInt = 15
@@ -110,10 +136,17 @@ class TrainParams(Section):
     workers: int = Field(0, ge=0)
     csd: CSDParams = CSDParams()
     no_distill: NoDistillParams = NoDistillParams()
+    d3still: D3stillParams = D3stillParams()
+    fitnet: RelationalParams = RelationalParams()
+    pair: RelationalParams = RelationalParams()
+    second_order: SecondOrderParams = SecondOrderParams()
+    rkd: RelationalParams = RelationalParams()
+    pkt: RelationalParams = RelationalParams()
+    mixup_ap: MixupAPParams = MixupAPParams()
 
 
 class StudentSpec(Section):
-    method: Literal["csd", "no_distill"]
+    method: Literal["csd", "no_distill", "d3still", "fitnet", "pair", "second_order", "rkd", "pkt", "mixup_ap"]
     teacher: str  # the teacher whose whitened space the student is trained into
 
 

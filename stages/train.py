@@ -43,7 +43,8 @@ def train(name: str, params_path: Path) -> None:
     seed_everything(params.seed)
     image_list, list_sha = prepared_list()
     rows = image_list.train_rows()
-    if spec.method == "no_distill":
+    labelled = (image_list.labels[rows] >= 0).all()
+    if spec.method == "no_distill" or (spec.method == "d3still" and labelled):
         labels, n_classes = class_indices(image_list, rows, f"student {name}")
     else:
         labels, n_classes = image_list.labels, 0

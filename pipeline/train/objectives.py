@@ -14,7 +14,10 @@ from torch import Tensor, nn
 
 from pipeline.errors import RdistillError
 from pipeline.losses.classification import normalised_softmax
+from pipeline.losses.baselines import fitnet, pair_loss, pkt, rkd, second_order
 from pipeline.losses.csd import csd_kl, csd_norm
+from pipeline.losses.d3still import d3still
+from pipeline.losses.mixup_ap import mixup_ap_loss
 from pipeline.params import TrainParams
 
 
@@ -83,3 +86,78 @@ class ClassificationObjective(nn.Module):
 def no_distill(params: TrainParams, targets: Targets) -> nn.Module:
     """The reference student: the same network trained on labels alone."""
     return ClassificationObjective(targets.n_classes, targets.dim, params.no_distill.temperature)
+
+
+class TeacherFeatureObjective(nn.Module):
+    """A loss between the batch's student features and its cached teacher features: loss(q, g) · weight."""
+
+    def __init__(self, targets: Targets, loss, weight: float = 1.0):
+        super().__init__()
+        if targets.teacher is None:
+            raise RdistillError("this method needs cached teacher features")
+        self.register_buffer("teacher", targets.teacher)
+        self.loss, self.weight = loss, weight
+
+    def forward(self, q: Tensor, labels: Tensor, rows: Tensor) -> Tensor:
+        return self.weight * self.loss(q, self.teacher[rows])
+
+
+@register("fitnet")
+def fitnet_objective(params: TrainParams, targets: Targets) -> nn.Module:
+    """FitNet / L2 regression to the whitened teacher (METHODS §5b)."""
+    return TeacherFeatureObjective(targets, fitnet, params.fitnet.weight)
+
+
+@register("pair")
+def pair_objective(params: TrainParams, targets: Targets) -> nn.Module:
+    """D3still's pairwise similarity baseline L_pair (METHODS §5b)."""
+    return TeacherFeatureObjective(targets, pair_loss, params.pair.weight)
+
+
+@register("second_order")
+def second_order_objective(params: TrainParams, targets: Targets) -> nn.Module:
+    """Pairwise + second-order similarity (RAML-style, METHODS §5b)."""
+    p = params.second_order
+    return TeacherFeatureObjective(targets, lambda q, g: second_order(q, g, p.lambda_1, p.lambda_2))
+
+
+@register("rkd")
+def rkd_objective(params: TrainParams, targets: Targets) -> nn.Module:
+    """Relational KD, distance + angle (METHODS §5b)."""
+    return TeacherFeatureObjective(targets, rkd, params.rkd.weight)
+
+
+@register("pkt")
+def pkt_objective(params: TrainParams, targets: Targets) -> nn.Module:
+    """Probabilistic knowledge transfer (METHODS §5b)."""
+    return TeacherFeatureObjective(targets, pkt, params.pkt.weight)
+
+
+@register("mixup_ap")
+def mixup_ap_objective(params: TrainParams, targets: Targets) -> nn.Module:
+    """Data-efficient ranking distillation: mixup + listwise AP loss (METHODS §6)."""
+    p = params.mixup_ap
+    return TeacherFeatureObjective(targets, lambda q, g: mixup_ap_loss(q, g, p.rounds, p.alpha, p.tau, p.n_bins))
+
+
+class D3stillObjective(nn.Module):
+    """D3still against cached teacher features, plus the student's own supervised loss when labels exist."""
+
+    def __init__(self, params: TrainParams, targets: Targets):
+        super().__init__()
+        if targets.teacher is None:
+            raise RdistillError("method d3still needs cached teacher features")
+        self.register_buffer("teacher", targets.teacher)
+        self.p = params.d3still
+        self.supervised = (ClassificationObjective(targets.n_classes, targets.dim, self.p.temperature)
+                           if targets.n_classes and self.p.supervised_weight > 0 else None)
+
+    def forward(self, q: Tensor, labels: Tensor, rows: Tensor) -> Tensor:
+        p = self.p
+        loss = d3still(q, self.teacher[rows], p.k, p.m, p.alpha, p.beta, p.gamma)
+        if self.supervised is not None:
+            loss = loss + p.supervised_weight * self.supervised(q, labels, rows)
+        return loss
+
+
+register("d3still")(D3stillObjective)
