@@ -23,7 +23,8 @@ TINY = {
     "whiten": {"n_components": 8},
     "mine": {"index": "PQ4x4", "k": 8, "shortlist": 16},
     "train": {"student": {"arch": "resnet18", "image_size": 16}, "epochs": 1, "batch_size": 32, "csd": {"k": 8}},
-    "students": {"csd": {"method": "csd", "teacher": "r18"}, "no_distill": {"method": "no_distill", "teacher": "r18"}},
+    "students": {"csd": {"method": "csd", "teacher": "r18"}, "no_distill": {"method": "no_distill", "teacher": "r18"},
+                 "d3": {"method": "d3still", "teacher": "mnv3"}},
 }
 
 
@@ -65,11 +66,12 @@ def repo(tmp_path_factory):
 def test_repro_runs_every_stage_and_writes_the_table(repo):
     root, out = repo
     expected = {"prepare", "teacher@r18", "teacher@mnv3", "extract@r18", "extract@mnv3", "whiten@r18",
-                "whiten@mnv3", "mine@r18", "mine@mnv3", "train@csd", "train@no_distill", "evaluate@csd",
-                "evaluate@no_distill", "evaluate-teacher@r18", "evaluate-teacher@mnv3", "report"}
+                "whiten@mnv3", "mine@r18", "mine@mnv3", "train@csd", "train@no_distill", "train@d3", "evaluate@csd",
+                "evaluate@no_distill", "evaluate@d3", "evaluate-teacher@r18", "evaluate-teacher@mnv3", "report"}
     assert ran_stages(out) == expected
     table = (root / "reports/results.md").read_text()
     assert "teacher r18" in table and "asymmetric" in table and "no_distill" in table
+    assert "d3 (resnet18, d3still) | asymmetric (→ mnv3 gallery)" in table
     csd = json.loads((root / "metrics/eval/csd.json").read_text())
     assert 0 <= csd["asymmetric"]["mAP"] <= 1 and csd["symmetric"]["queries"] == 120
     curve = json.loads((root / "plots/pr/csd.json").read_text())["pr"]
