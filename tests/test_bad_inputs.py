@@ -1,5 +1,6 @@
 """Bad input gets one line naming the file, row, key or value, a non-zero exit, and no damage."""
 import errno
+import re
 import hashlib
 import subprocess
 import sys
@@ -239,3 +240,32 @@ def test_extraction_refuses_a_teacher_that_outputs_nan(tmp_path, monkeypatch):
     with pytest.raises(Exception, match=r"images/b.png: teacher t gave a NaN, inf or all-zero feature \(row 1\)"):
         extract_stage.extract("t", Path("params.yaml"))
     assert not (tmp_path / "data/features/t.h5").exists()
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("missing", r"image file not found"),
+    ("dangling", r"image file not found \(dangling symlink\)"),
+    ("directory", r"not a file"),
+    ("empty", r"cannot decode image \(cannot identify image file .*\)"),
+    ("truncated", r"cannot decode image \(.*\)"),
+    ("text", r"cannot decode image \(cannot identify image file .*\)"),
+    ("bomb", r"cannot decode image \(Image size \(10000000000 pixels\) exceeds limit .*\)"),
+])
+def test_every_refused_image_kind_stops_prepare_with_one_line(tmp_path, kind, reason):
+    from tests.data.test_decode import huge_png, truncated
+    images = user_list(tmp_path, ["a.png,0,train", "bad.jpg,1,train"])
+    good(images, "a.png")
+    bad = images / "bad.jpg"
+    {"missing": lambda: None, "dangling": lambda: bad.symlink_to(images / "gone.jpg"), "directory": bad.mkdir,
+     "empty": lambda: bad.write_bytes(b""), "truncated": lambda: truncated(bad, "JPEG"),
+     "text": lambda: bad.write_text("not an image"), "bomb": lambda: huge_png(bad)}[kind]()
+    earlier = tmp_path / "data/prepared/list.csv"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("path,label,split\nearlier.png,0,train\n")
+    before = digest(tmp_path / "data")
+    result = rdistill(tmp_path, "prepare")
+    assert result.returncode == 1
+    assert re.fullmatch(rf"error: images/bad.jpg: {reason} \(row 1\); set prepare.on_bad_image: skip to leave such "
+                        rf"images out", last_line(result))
+    assert "Traceback" not in result.stderr
+    assert digest(tmp_path / "data") == before
