@@ -52,17 +52,17 @@ def score(image_list: ImageList, q: np.ndarray, db: np.ndarray, ground_truth: Gr
     protocol (re-id camera filtering when the list has cameras).
     """
     db_rows = image_list.gallery_rows()
-    too_deep = [k for k in recall_at if k > len(db_rows)]
-    if too_deep:
-        raise RdistillError(f"evaluate.recall_at: k={too_deep[0]} exceeds the gallery of {len(db_rows)} images "
-                            f"in {image_list.source}")
     if q.shape[1] != db.shape[1]:
         raise RdistillError(f"query features are {q.shape[1]}-d but gallery features {db.shape[1]}-d")
-    if ground_truth is not None:
+    if ground_truth is not None:  # mP@k caps k at the last positive, so any k is defined
         q_rows = ground_truth.query_rows
         rankings = (ranking for _, ids in ranked_batches(q[q_rows], db[db_rows]) for ranking in ids)
         return revisited_scores(rankings, ground_truth.queries, recall_at)
     q_rows = image_list.query_rows()
+    too_deep = [k for k in recall_at if k > len(db_rows)]
+    if too_deep:
+        raise RdistillError(f"evaluate.recall_at: k={too_deep[0]} exceeds the gallery of {len(db_rows)} images "
+                            f"in {image_list.source}")
     if not len(q_rows) or not len(db_rows):
         raise RdistillError(f"{image_list.source}: evaluation needs query and gallery rows (splits query/gallery/test)")
     labels = image_list.labels
