@@ -66,4 +66,5 @@ def train(name: str, params_path: Path) -> None:
     write_json(layout.metrics("train", name), {
         "method": spec.method, "teacher": spec.teacher, "arch": p.student.arch,
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])), "history": history})
+    write_json(layout.plot("loss", name, ".json"), {"loss": [{"epoch": r["epoch"], "loss": r["loss"]} for r in history]})
     store.clear()

@@ -77,6 +77,9 @@ def test_repro_runs_every_stage_and_writes_the_table(repo):
     curve = json.loads((root / "plots/pr/csd.json").read_text())["pr"]
     assert {c["setting"] for c in curve} == {"symmetric", "asymmetric"} and len(curve) == 2 * 21
     assert (root / "plots/grid/csd.png").stat().st_size > 0
+    assert json.loads((root / "plots/loss/d3.json").read_text())["loss"][0]["epoch"] == 1
+    shown = sh("dvc", "plots", "show", "--json", cwd=root)
+    assert "plots/loss/csd.json" in shown and "plots/pr/csd.json" in shown
     mined = json.loads((root / "metrics/mine/r18.json").read_text())
     assert mined["recall_at_k"] > 0.9  # shortlist of 16 re-ranked exactly
 
