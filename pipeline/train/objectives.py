@@ -140,23 +140,20 @@ def mixup_ap_objective(params: TrainParams, targets: Targets) -> nn.Module:
     return TeacherFeatureObjective(targets, lambda q, g: mixup_ap_loss(q, g, p.rounds, p.alpha, p.tau, p.n_bins))
 
 
-class D3stillObjective(nn.Module):
+class D3stillObjective(TeacherFeatureObjective):
     """D3still against cached teacher features, plus the student's own supervised loss when labels exist."""
 
     def __init__(self, params: TrainParams, targets: Targets):
-        super().__init__()
-        if targets.teacher is None:
-            raise RdistillError("method d3still needs cached teacher features")
-        self.register_buffer("teacher", targets.teacher)
-        self.p = params.d3still
-        self.supervised = (ClassificationObjective(targets.n_classes, targets.dim, self.p.temperature)
-                           if targets.n_classes and self.p.supervised_weight > 0 else None)
+        p = params.d3still
+        super().__init__(targets, lambda q, g: d3still(q, g, p.k, p.m, p.alpha, p.beta, p.gamma))
+        self.supervised_weight = p.supervised_weight
+        self.supervised = (ClassificationObjective(targets.n_classes, targets.dim, p.temperature)
+                           if targets.n_classes and p.supervised_weight > 0 else None)
 
     def forward(self, q: Tensor, labels: Tensor, rows: Tensor) -> Tensor:
-        p = self.p
-        loss = d3still(q, self.teacher[rows], p.k, p.m, p.alpha, p.beta, p.gamma)
+        loss = super().forward(q, labels, rows)
         if self.supervised is not None:
-            loss = loss + p.supervised_weight * self.supervised(q, labels, rows)
+            loss = loss + self.supervised_weight * self.supervised(q, labels, rows)
         return loss
 
 

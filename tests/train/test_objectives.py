@@ -35,3 +35,14 @@ def test_teacher_feature_objectives_look_up_the_batch_rows():
 def test_unknown_method_lists_the_known_ones():
     with pytest.raises(Exception, match=r"unknown method 'nope' \(known: csd, d3still"):
         build_objective("nope", TrainParams(), targets())
+
+
+def test_d3still_objective_adds_the_weighted_supervised_term():
+    from pipeline.losses.d3still import d3still
+    t = targets()
+    params = TrainParams.model_validate({"d3still": {"k": 4, "supervised_weight": 0.5}})
+    objective = build_objective("d3still", params, t)
+    q = torch.nn.functional.normalize(torch.randn(6, 6), dim=1)
+    rows, labels = torch.tensor([0, 1, 2, 3, 4, 5]), torch.tensor([0, 1, 2, 0, 1, 2])
+    expected = d3still(q, t.teacher[rows], k=4) + 0.5 * objective.supervised(q, labels, rows)
+    assert torch.isclose(objective(q, labels, rows), expected)
