@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
@@ -62,6 +62,7 @@ class TeacherParams(Section):
 
 class ExtractParams(Section):
     scales: list[PositiveFloat] = [1.0, 0.7071, 0.5]
+    views: PositiveInt = 1  # V: seeded augmented views cached per training image (view 0 = no augmentation)
     batch_size: PositiveInt = 128
     chunk_size: PositiveInt = 512  # rows per HDF5 chunk and per resumable unit; a multiple of batch_size
     workers: int = Field(0, ge=0)
@@ -87,10 +88,57 @@ class MineParams(Section):
 
 class StudentArch(Section):
     arch: str = "resnet18"
-    image_size: PositiveInt = 32
+    image_size: PositiveInt = 32  # the student's (query) input size; may be lower than the teacher's
+
+
+Share = Annotated[float, Field(gt=0, le=1)]  # a share of training, in (0, 1]
+
+
+class Recipe(Section):
+    """A training recipe: optimiser, schedule, batch size, epochs (METHODS: each paper's "Paper training")."""
+
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: PositiveFloat = 1e-3
+    momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
+    weight_decay: float = Field(1e-6, ge=0)
+    schedule: Literal["cosine", "linear", "exp", "constant"] = "cosine"  # decay after warm-up; exp: × e^(−0.01·epoch)
+    warmup: float = Field(0.0, ge=0, lt=1)  # share of training with lr rising linearly from lr/10
+    batch_size: PositiveInt = 64  # images per step (pair methods: pairs per step)
+    epochs: PositiveInt = 10
+    average: list[Share] = []  # average the weights of the epochs at these shares of training, e.g. [0.667, 1.0]
+    supervised_weight: float = Field(0.0, ge=0)  # the student's own normalised-softmax loss when labels exist
+
+
+class RecipeOverride(Section):
+    """Any subset of a recipe's fields, laid over it."""
+
+    optimizer: Literal["adam", "sgd"] | None = None
+    lr: PositiveFloat | None = None
+    momentum: float | None = Field(None, ge=0, lt=1)
+    weight_decay: float | None = Field(None, ge=0)
+    schedule: Literal["cosine", "linear", "exp", "constant"] | None = None
+    warmup: float | None = Field(None, ge=0, lt=1)
+    batch_size: PositiveInt | None = None
+    epochs: PositiveInt | None = None
+    average: list[Share] | None = None
+    supervised_weight: float | None = Field(None, ge=0)
+
+    def over(self, recipe: Recipe) -> Recipe:
+        """`recipe` with this override's set fields replacing its own."""
+        return Recipe.model_validate({**recipe.model_dump(), **self.model_dump(exclude_none=True)})
+
+
+# Each paper's training recipe (METHODS "Paper training"), the default of its methods' `recipe`.
+CSD_RECIPE = RecipeOverride(optimizer="adam", lr=1e-3, weight_decay=1e-6, schedule="linear", batch_size=128, epochs=10)
+D3STILL_RECIPE = RecipeOverride(optimizer="sgd", lr=1e-2, momentum=0.9, weight_decay=5e-4, schedule="cosine",
+                                warmup=10 / 120, batch_size=512, epochs=120, supervised_weight=1.0)
+WHITEN_MTD_RECIPE = RecipeOverride(optimizer="adam", lr=1e-3, weight_decay=1e-6, schedule="cosine", batch_size=256)
+MIXUP_AP_RECIPE = RecipeOverride(optimizer="adam", lr=1e-4, weight_decay=1e-6, schedule="exp", batch_size=1000,
+                                 epochs=30, average=[2 / 3, 1.0])
 
 
 class CSDParams(Section):
+    recipe: RecipeOverride = CSD_RECIPE
     k: PositiveInt = 64
     tau_g: PositiveFloat = 0.01
     tau_q: PositiveFloat = 1.0
@@ -98,29 +146,56 @@ class CSDParams(Section):
 
 
 class NoDistillParams(Section):
-    temperature: PositiveFloat = 0.05
+    recipe: RecipeOverride = RecipeOverride()
 
 
 class D3stillParams(Section):
+    recipe: RecipeOverride = D3STILL_RECIPE
     k: int = Field(10, ge=2)  # list length per sample, self included
     m: PositiveFloat = 0.1
     alpha: float = Field(100.0, ge=0)
     beta: float = Field(5.0, ge=0)
     gamma: float = Field(1.0, ge=0)
-    supervised_weight: float = Field(1.0, ge=0)  # the student's own normalised-softmax loss when labels exist
-    temperature: PositiveFloat = 0.05
 
 
-class RelationalParams(Section):
+class WhitenMTDParams(Section):
+    recipe: RecipeOverride = WHITEN_MTD_RECIPE
+    fusion: Literal["mean", "rand", "max-min", "max-mean", "max-rand"] = "max-min"
+    tau_s: PositiveFloat = 0.05
+    tau_t: PositiveFloat = 0.05
+    both_directions: bool = True  # add the same KL on the transposed similarity matrices
+    teacher_target: bool = True  # KL(teacher ‖ student); false: KL(student ‖ teacher)
+    pairs: Literal["labels", "views", "neighbours"] = "labels"  # where positive pairs come from
+
+
+class ContrastiveParams(Section):
+    recipe: RecipeOverride = WHITEN_MTD_RECIPE
+    tau_s: PositiveFloat = 0.05
+    both_directions: bool = True
+    pairs: Literal["labels", "views", "neighbours"] = "labels"
+
+
+class BaselineParams(Section):
+    """A D3still-code baseline (METHODS §5b): a loss weight, trained with D3still's recipe."""
+
+    recipe: RecipeOverride = D3STILL_RECIPE
     weight: PositiveFloat = 1.0
 
 
+class EDParams(BaselineParams):
+    """Embedding Distillation, a Whiten-MTD baseline trained with its recipe."""
+
+    recipe: RecipeOverride = WHITEN_MTD_RECIPE
+
+
 class SecondOrderParams(Section):
+    recipe: RecipeOverride = D3STILL_RECIPE
     lambda_1: float = Field(1.0, ge=0)
     lambda_2: float = Field(1.0, ge=0)
 
 
 class MixupAPParams(Section):
+    recipe: RecipeOverride = MIXUP_AP_RECIPE
     rounds: PositiveInt = 10
     alpha: PositiveFloat = 1.0  # λ ~ Beta(α, α)
     tau: float = Field(0.75, gt=-1, lt=1)  # similarity labelling threshold on the teacher
@@ -129,25 +204,41 @@ class MixupAPParams(Section):
 
 class TrainParams(Section):
     student: StudentArch = StudentArch()
-    epochs: PositiveInt = 15
-    batch_size: PositiveInt = 64
-    lr: PositiveFloat = 1e-3
-    weight_decay: float = Field(1e-6, ge=0)
     workers: int = Field(0, ge=0)
+    recipe: Recipe = Recipe()  # the base every method's own `recipe` is laid over
+    override: RecipeOverride = RecipeOverride()  # laid over every method's recipe (e.g. short demo runs)
+    temperature: PositiveFloat = 0.05  # normalised-softmax temperature of every supervised term
     csd: CSDParams = CSDParams()
     no_distill: NoDistillParams = NoDistillParams()
     d3still: D3stillParams = D3stillParams()
-    fitnet: RelationalParams = RelationalParams()
-    pair: RelationalParams = RelationalParams()
+    whiten_mtd: WhitenMTDParams = WhitenMTDParams()
+    contrastive: ContrastiveParams = ContrastiveParams()
+    ed: EDParams = EDParams()
+    fitnet: BaselineParams = BaselineParams()
+    pair: BaselineParams = BaselineParams()
     second_order: SecondOrderParams = SecondOrderParams()
-    rkd: RelationalParams = RelationalParams()
-    pkt: RelationalParams = RelationalParams()
+    rkd: BaselineParams = BaselineParams()
+    pkt: BaselineParams = BaselineParams()
     mixup_ap: MixupAPParams = MixupAPParams()
 
 
+SINGLE_TEACHER_METHODS = ("csd", "no_distill", "d3still", "fitnet", "pair", "second_order", "rkd", "pkt", "mixup_ap")
+MULTI_TEACHER_METHODS = ("whiten_mtd", "ed", "contrastive")
+# Methods whose student lives in its teacher's whitened space, so that asymmetric retrieval means something.
+TEACHER_SPACE_METHODS = ("csd", "d3still", "fitnet", "pair", "second_order", "ed")
+
+
 class StudentSpec(Section):
-    method: Literal["csd", "no_distill", "d3still", "fitnet", "pair", "second_order", "rkd", "pkt", "mixup_ap"]
+    method: Literal[SINGLE_TEACHER_METHODS]
     teacher: str  # the teacher whose whitened space the student is trained into
+    recipe: RecipeOverride = RecipeOverride()  # this student's own changes to its method's recipe
+
+
+class EnsembleStudentSpec(Section):
+    method: Literal[MULTI_TEACHER_METHODS]
+    teachers: list[str] | None = None  # distilled together (null: every declared teacher)
+    gallery: str | None = None  # teacher of the asymmetric evaluation (null: the first of `teachers`)
+    recipe: RecipeOverride = RecipeOverride()
 
 
 class EvaluateParams(Section):
@@ -167,17 +258,37 @@ class Params(Section):
     mine: MineParams = MineParams()
     train: TrainParams = TrainParams()
     students: dict[str, StudentSpec] = {}
+    ensembles: dict[str, EnsembleStudentSpec] = {}  # multi-teacher students
     evaluate: EvaluateParams = EvaluateParams()
 
     @model_validator(mode="after")
     def _students_name_known_teachers(self) -> "Params":
-        for name, spec in self.students.items():
-            if spec.teacher not in self.teachers:
-                raise ValueError(f"students.{name}.teacher: unknown teacher {spec.teacher!r} "
-                                 f"(declared: {', '.join(self.teachers)})")
+        named = [(f"students.{n}.teacher", s.teacher) for n, s in self.students.items()]
+        for n, spec in self.ensembles.items():
+            named += [(f"ensembles.{n}.teachers", t) for t in spec.teachers or []]
+            named += [(f"ensembles.{n}.gallery", spec.gallery)] if spec.gallery else []
+        for key, teacher in named:
+            if teacher not in self.teachers:
+                raise ValueError(f"{key}: unknown teacher {teacher!r} (declared: {', '.join(self.teachers)})")
+        both = sorted(set(self.students) & set(self.ensembles))
+        if both:
+            raise ValueError(f"ensembles.{both[0]}: the name is already a student's")
         if self.train.csd.k > self.mine.k:
             raise ValueError(f"train.csd.k: {self.train.csd.k} exceeds the {self.mine.k} neighbours mined (mine.k)")
         return self
+
+
+def recipe_of(train: TrainParams, method: str, own: RecipeOverride) -> Recipe:
+    """The recipe a student trains with, each layer replacing only the fields it sets:
+    train.recipe < the method's paper recipe < train.<method>.recipe < train.override < the student's own."""
+    section = getattr(train, method)
+    paper = type(section).model_fields["recipe"].default
+    return own.over(train.override.over(section.recipe.over(paper.over(train.recipe))))
+
+
+def ensemble_teachers(params: "Params", name: str) -> list[str]:
+    """The teachers an ensemble student distils, in declaration order."""
+    return params.ensembles[name].teachers or list(params.teachers)
 
 
 def _one_line(err: ValidationError, source: Path) -> str:

@@ -67,7 +67,7 @@ def mine_cmd(name: str = typer.Argument(..., help="Teacher name.")) -> None:
 
 
 @app.command("train")
-def train_cmd(name: str = typer.Argument(..., help="Student name declared under `students:`.")) -> None:
+def train_cmd(name: str = typer.Argument(..., help="Student name declared under `students:` or `ensembles:`.")) -> None:
     """Train a student against cached teacher features and neighbours."""
     from stages.train import train
     train(name, state["params"])
@@ -85,6 +85,13 @@ def evaluate_teacher_cmd(name: str = typer.Argument(..., help="Teacher name.")) 
     """Score a teacher's raw and whitened features."""
     from stages.evaluate import evaluate_teacher
     _echo_if(evaluate_teacher(name, state["params"]))
+
+
+@app.command("evaluate-em")
+def evaluate_em_cmd() -> None:
+    """Score Ensemble Mean (EM): every teacher's whitened similarities averaged at test time."""
+    from stages.evaluate import evaluate_ensemble
+    _echo_if(evaluate_ensemble(state["params"]))
 
 
 @app.command("report")

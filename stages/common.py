@@ -1,6 +1,8 @@
 """Helpers every stage shares: the parsed list, and loading labelled training rows."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from pipeline import layout
@@ -8,6 +10,7 @@ from pipeline.data.h5 import FeatureFile, read_features
 from pipeline.data.listfile import ImageList, read_list
 from pipeline.errors import RdistillError
 from pipeline.io import sha256_file
+from pipeline.params import Params, Recipe, ensemble_teachers, recipe_of
 from pipeline.provenance import require_match
 
 
@@ -42,3 +45,25 @@ def read_checked_features(path, list_sha: str, teacher: str | None = None) -> Fe
     if teacher is not None:
         require_match(path, features.attrs, "teacher", teacher)
     return features
+
+
+@dataclass(frozen=True)
+class Student:
+    """A declared student, single- or multi-teacher, with its resolved recipe."""
+
+    name: str
+    method: str
+    teachers: list[str]  # distilled teachers (one but for ensembles)
+    gallery: str  # the teacher of the asymmetric evaluation
+    recipe: Recipe
+
+
+def student(params: Params, name: str, params_path) -> Student:
+    """The student `name` from `students` or `ensembles`; a clear error if neither declares it."""
+    if name in params.ensembles:
+        spec = params.ensembles[name]
+        teachers = ensemble_teachers(params, name)
+        return Student(name, spec.method, teachers, spec.gallery or teachers[0],
+                       recipe_of(params.train, spec.method, spec.recipe))
+    spec = declared({**params.students, **params.ensembles}, "students", name, params_path)
+    return Student(name, spec.method, [spec.teacher], spec.teacher, recipe_of(params.train, spec.method, spec.recipe))

@@ -1,4 +1,5 @@
-"""Stages `evaluate` (a student, symmetric and asymmetric) and `evaluate-teacher` (raw and whitened)."""
+"""Stages `evaluate` (a student, symmetric and asymmetric), `evaluate-teacher` (raw and whitened) and
+`evaluate-ensemble` (EM: the teachers' whitened similarities averaged at test time)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,7 @@ from pipeline.features.extract import default_device, describe_all
 from pipeline.io import atomic_path, write_json
 from pipeline.models.registry import create
 from pipeline.models.weights import load_state_dict, load_strict
-from pipeline.params import load_params
+from pipeline.params import TEACHER_SPACE_METHODS, load_params
 from pipeline.report.grid import retrieval_grid
 from stages.common import prepared_list, read_checked_features
 
@@ -64,8 +65,9 @@ def evaluate(name: str, params_path: Path) -> str:
     student = describe_all(net, loader, p.scales, len(image_list), len(rows), default_device(), desc=f"evaluate {name}")
     truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
     result = {"method": checkpoint["method"], "teacher": checkpoint["teacher"], "arch": checkpoint["arch"],
+              "teachers": checkpoint.get("teachers", [checkpoint["teacher"]]),
               "symmetric": score(image_list, student, student, truth, p.recall_at)}
-    if checkpoint["method"] != "no_distill":
+    if checkpoint["method"] in TEACHER_SPACE_METHODS:
         teacher = read_checked_features(layout.whitened_features(checkpoint["teacher"]), list_sha, checkpoint["teacher"])
         result["asymmetric"] = score(image_list, student, teacher.features, truth, p.recall_at)
     write_plots(name, image_list, student, truth, result, p.grid_queries)
@@ -86,3 +88,22 @@ def evaluate_teacher(name: str, params_path: Path) -> str:
         result[setting]["dim"] = int(features.features.shape[1])
     write_json(layout.metrics("eval_teacher", name), result)
     return print_revisited(truth, result, p.recall_at)
+
+
+def ensemble_mean_features(features: list[np.ndarray]) -> np.ndarray:
+    """Features whose inner products are the mean of the teachers' (l2-normalised) ones: [f_1..f_T] / √T."""
+    return np.concatenate(features, axis=1) / np.sqrt(len(features))
+
+
+def evaluate_ensemble(params_path: Path) -> str:
+    """Write metrics/eval_ensemble/EM.json: Ensemble Mean of every declared teacher's whitened features."""
+    params = load_params(params_path)
+    image_list, list_sha = prepared_list()
+    truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
+    teachers = list(params.teachers)
+    joint = ensemble_mean_features([read_checked_features(layout.whitened_features(t), list_sha, t).features
+                                    for t in teachers])
+    result = score(image_list, joint, joint, truth, params.evaluate.recall_at)
+    result.pop("pr_curve", None)
+    write_json(layout.metrics("eval_ensemble", "EM"), {"teachers": teachers, "symmetric": result})
+    return print_revisited(truth, {"symmetric": result}, params.evaluate.recall_at)

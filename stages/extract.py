@@ -1,6 +1,7 @@
 """Stage `extract`: multi-scale GeM features of every listed image by one teacher -> HDF5.
 
-Progress is committed chunk by chunk to a scratch folder; a killed run resumes from the last
+With extract.views = V > 1, the training images' augmented views 1..V−1 are described too
+(items view · N + row, after the N plain images). Progress is committed chunk by chunk to a scratch folder; a killed run resumes from the last
 complete chunk, and the published file is identical to an uninterrupted run's.
 """
 from __future__ import annotations
@@ -12,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import layout
-from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader
+from pipeline.data.dataset import eval_transform, make_loader
 from pipeline.data.h5 import feature_writer
+from pipeline.data.views import SeededView, ViewDataset
 from pipeline.errors import RdistillError
 from pipeline.features.extract import default_device, describe
 from pipeline.io import sha256_file
@@ -38,35 +40,50 @@ def extract(name: str, params_path: Path) -> None:
     net = create(spec.arch, spec.dim)
     load_strict(net, load_state_dict(weights), str(weights))
     attrs = {"teacher": name, "arch": spec.arch, "weights_sha256": sha256_file(weights), "scales": p.scales,
-             "image_size": spec.image_size, "list_sha256": list_sha, "versions": library_versions()}
+             "image_size": spec.image_size, "list_sha256": list_sha, "views": p.views, "seed": params.seed,
+             "versions": library_versions()}
     n_rows = len(image_list)
-    n_chunks = math.ceil(n_rows / p.chunk_size)
+    view_rows = image_list.train_rows() if p.views > 1 else np.zeros(0, dtype=np.int64)
+    # Items to describe, in increasing order: every row's plain image, then views 1..V-1 of the training rows.
+    items = np.concatenate([np.arange(n_rows)] + [v * n_rows + view_rows for v in range(1, p.views)])
+    n_items = len(items)
+    n_chunks = math.ceil(n_items / p.chunk_size)
     store = ChunkStore(layout.scratch("extract", name),
                        {**attrs, "dim": spec.dim, "chunk_size": p.chunk_size, "batch_size": p.batch_size})
     done = store.done()
     pending = [c for c in range(n_chunks) if c not in done]
-    rows = np.concatenate([np.arange(c * p.chunk_size, min((c + 1) * p.chunk_size, n_rows)) for c in pending]
-                          or [np.zeros(0, dtype=np.int64)])
-    log.info("extract %s: %d of %d images already extracted, extracting %d", name, n_rows - len(rows), n_rows, len(rows))
-    if len(rows):
-        dataset = ImageListDataset(image_list.paths, image_list.labels, rows, eval_transform(spec.image_size),
-                                   image_list.bboxes)
+    positions = np.concatenate([np.arange(c * p.chunk_size, min((c + 1) * p.chunk_size, n_items)) for c in pending]
+                               or [np.zeros(0, dtype=np.int64)])
+    log.info("extract %s: %d of %d items (images and views) already extracted, extracting %d",
+             name, n_items - len(positions), n_items, len(positions))
+    if len(positions):
+        todo = items[positions]
+        dataset = ViewDataset(image_list.paths, image_list.labels, todo % n_rows, todo // n_rows,
+                              SeededView(spec.image_size, params.seed, eval_transform(spec.image_size)),
+                              image_list.bboxes)
         # chunk_size is a multiple of batch_size, so batches never straddle chunks and a resumed
         # run sees exactly the batches an uninterrupted run would.
         loader = make_loader(dataset, p.batch_size, p.workers, by_shape=True)
         buffers: dict[int, dict[int, np.ndarray]] = {}
-        for batch_rows, feats in describe(net, loader, p.scales, len(dataset), default_device(), desc=f"extract {name}"):
+        for batch_items, feats in describe(net, loader, p.scales, len(dataset), default_device(), desc=f"extract {name}"):
             bad = np.flatnonzero(~np.isfinite(feats).all(axis=1) | ~feats.any(axis=1))
             if bad.size:
-                row = batch_rows[bad[0]]
+                row = batch_items[bad[0]] % n_rows
                 raise RdistillError(f"{image_list.paths[row]}: teacher {name} gave a NaN, inf or all-zero feature (row {row})")
-            for row, feat in zip(batch_rows, feats):
-                buffers.setdefault(int(row) // p.chunk_size, {})[int(row)] = feat
-            for chunk in [c for c, got in buffers.items() if len(got) == min(p.chunk_size, n_rows - c * p.chunk_size)]:
+            for position, feat in zip(np.searchsorted(items, batch_items), feats):
+                buffers.setdefault(int(position) // p.chunk_size, {})[int(position)] = feat
+            for chunk in [c for c, got in buffers.items() if len(got) == min(p.chunk_size, n_items - c * p.chunk_size)]:
                 got = buffers.pop(chunk)
                 store.save(chunk, {"rows": np.asarray(sorted(got)), "features": np.stack([got[r] for r in sorted(got)])})
-    with feature_writer(layout.raw_features(name), image_list.ids, attrs, p.chunk_size) as writer:
+    with feature_writer(layout.raw_features(name), image_list.ids, attrs, p.chunk_size, view_rows, p.views) as writer:
         for chunk in range(n_chunks):
             arrays = store.load(chunk, ["rows", "features"])
-            writer.write(arrays["rows"], arrays["features"])
+            chunk_items = items[arrays["rows"]]
+            views = chunk_items // n_rows
+            for view in np.unique(views):
+                mine = views == view
+                if view == 0:
+                    writer.write(chunk_items[mine], arrays["features"][mine])
+                else:
+                    writer.write_view(int(view), chunk_items[mine] % n_rows, arrays["features"][mine])
     store.clear()

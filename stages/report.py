@@ -1,4 +1,4 @@
-"""Stage `report`: one markdown table of every metrics/eval*/ JSON."""
+"""Stage `report`: one markdown table of every declared model's metrics/eval*/ JSON."""
 from __future__ import annotations
 
 import json
@@ -6,17 +6,22 @@ from pathlib import Path
 
 from pipeline import layout
 from pipeline.io import atomic_path
+from pipeline.params import load_params
 from pipeline.report.table import results_table
 
 
-def _load_all(kind: str) -> dict[str, dict]:
+def _load_all(kind: str, declared) -> dict[str, dict]:
+    # Only declared models: metrics of a teacher or student removed from params.yaml stay on disk but are stale.
     folder = layout.metrics(kind, "x").parent
-    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json")) if path.stem in declared}
 
 
 def report(params_path: Path) -> str:
     """Write reports/results.md and return its table."""
-    table = results_table(_load_all("eval_teacher"), _load_all("eval"), _load_all("train"))
+    params = load_params(params_path)
+    students = {*params.students, *params.ensembles}
+    table = results_table(_load_all("eval_teacher", params.teachers), _load_all("eval", students),
+                          _load_all("train", students), _load_all("eval_ensemble", {"EM"}))
     with atomic_path(layout.REPORT) as tmp:
         tmp.write_text("# Results (class protocol)\n\n" + table)
     return table

@@ -12,7 +12,7 @@ from pipeline.features.extract import default_device
 from pipeline.io import atomic_path, write_json
 from pipeline.models.registry import create
 from pipeline.models.weights import load_pretrained
-from pipeline.params import load_params
+from pipeline.params import Recipe, load_params
 from pipeline.scratch import ChunkStore
 from pipeline.train.loop import fit, seed_everything
 from pipeline.train.objectives import ClassificationObjective
@@ -38,7 +38,8 @@ def teacher(name: str, params_path: Path) -> None:
         log.info("training teacher %s (%s) on %d images, %d classes", name, spec.arch, len(rows), n_classes)
         store = ChunkStore(layout.scratch("teacher", name), {"spec": spec.model_dump(), "teacher": p.model_dump(),
                                                               "seed": params.seed, "list_sha256": list_sha})
-        history = fit(net, objective, loader, p.epochs, p.lr, p.weight_decay, default_device(),
+        recipe = Recipe(lr=p.lr, weight_decay=p.weight_decay, epochs=p.epochs, batch_size=p.batch_size)
+        history = fit(net, objective, loader, recipe, default_device(),
                       on_epoch=lambda r: log.info("teacher %s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"]),
                       checkpoint=store.file("checkpoint.pt"))
         store.clear()

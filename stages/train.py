@@ -8,63 +8,110 @@ import numpy as np
 import torch
 
 from pipeline import layout
-from pipeline.data.dataset import ImageListDataset, make_loader, train_transform
+from pipeline.data.dataset import make_loader
 from pipeline.data.h5 import read_arrays
+from pipeline.data.views import OneViewPerImage, PositivePairs, SeededView, ViewDataset, every_view
+from pipeline.errors import RdistillError
 from pipeline.features.extract import default_device
 from pipeline.io import atomic_path, write_json
+from pipeline.losses.whiten_mtd import fused_nearest
 from pipeline.models.registry import create
 from pipeline.params import load_params
 from pipeline.provenance import require_match
 from pipeline.scratch import ChunkStore
 from pipeline.train.loop import fit, seed_everything
-from pipeline.train.objectives import Targets, build_objective
-from stages.common import class_indices, declared, prepared_list, read_checked_features
+from pipeline.train.objectives import PAIR_METHODS, Targets, build_objective
+from stages.common import class_indices, prepared_list, read_checked_features, student
 
 log = logging.getLogger(__name__)
 
 
-def load_targets(teacher: str, list_sha: str, n_rows: int, n_classes: int) -> Targets:
-    """Cached whitened teacher features and mined neighbours, indexed by list row."""
-    whitened = read_checked_features(layout.whitened_features(teacher), list_sha, teacher)
-    nb_path = layout.neighbours(teacher)
-    arrays, nb_attrs = read_arrays(nb_path, ["rows", "indices"])
-    require_match(nb_path, nb_attrs, "list_sha256", list_sha)
-    require_match(nb_path, nb_attrs, "weights_sha256", whitened.attrs["weights_sha256"])
+def load_neighbours(teacher: str, list_sha: str, weights_sha: str, n_rows: int) -> np.ndarray:
+    """(N, K) mined neighbour rows of a teacher, −1 for rows that were not mined."""
+    path = layout.neighbours(teacher)
+    arrays, attrs = read_arrays(path, ["rows", "indices"])
+    require_match(path, attrs, "list_sha256", list_sha)
+    require_match(path, attrs, "weights_sha256", weights_sha)
     neighbours = np.full((n_rows, arrays["indices"].shape[1]), -1, dtype=np.int64)
     neighbours[arrays["rows"]] = arrays["indices"]
-    return Targets(torch.from_numpy(whitened.features), torch.from_numpy(neighbours), n_classes,
-                   whitened.features.shape[1], whitened.attrs["weights_sha256"])
+    return neighbours
+
+
+def load_targets(teachers: list[str], list_sha: str, n_rows: int, n_classes: int) -> tuple[Targets, dict]:
+    """Cached whitened features of every item by each teacher and the first teacher's neighbours; its attributes."""
+    files = [read_checked_features(layout.whitened_features(t), list_sha, t) for t in teachers]
+    first = files[0]
+    for teacher, f in zip(teachers[1:], files[1:]):
+        if f.features.shape[1] != first.features.shape[1] or f.attrs.get("views", 1) != first.attrs.get("views", 1):
+            raise RdistillError(f"{layout.whitened_features(teacher)}: {f.features.shape[1]}-d features with "
+                                f"{f.attrs.get('views', 1)} views, but {teachers[0]} has "
+                                f"{first.features.shape[1]}-d with {first.attrs.get('views', 1)} (whiten.n_components "
+                                f"and extract.views must agree)")
+    neighbours = load_neighbours(teachers[0], list_sha, first.attrs["weights_sha256"], n_rows)
+    stacked = torch.from_numpy(np.stack([f.items() for f in files]))
+    return Targets(stacked, torch.from_numpy(neighbours), n_classes, stacked.shape[-1],
+                   first.attrs["weights_sha256"]), first.attrs
+
+
+def pair_partners(method: str, params, targets: Targets, teachers: list[str], list_sha: str,
+                  rows: np.ndarray) -> np.ndarray | None:
+    """For pairs from mined neighbours: each training row's partner, as a position in `rows`."""
+    mode = getattr(params.train, method).pairs
+    if mode != "neighbours":
+        return None
+    n_rows = targets.n_rows
+    candidates = [targets.neighbours.numpy()]
+    for t in teachers[1:]:
+        weights_sha = read_arrays(layout.whitened_features(t), [])[1]["weights_sha256"]
+        candidates.append(load_neighbours(t, list_sha, weights_sha, n_rows))
+    width = min(5, *(c.shape[1] for c in candidates))  # each teacher's few nearest
+    union = np.concatenate([c[rows, :width] for c in candidates], axis=1)
+    # Mined neighbours are training rows: renumber them as positions in `rows`, keeping −1 for none.
+    positions = np.where(union >= 0, np.searchsorted(rows, union), -1)
+    return fused_nearest(targets.teachers[:, rows], torch.from_numpy(positions)).numpy()
 
 
 def train(name: str, params_path: Path) -> None:
     """Write data/students/<name>.pt and metrics/train/<name>.json (loss per epoch, seconds)."""
     params = load_params(params_path)
-    spec, p = declared(params.students, "students", name, params_path), params.train
+    spec, p = student(params, name, params_path), params.train
+    recipe = spec.recipe
     seed_everything(params.seed)
     image_list, list_sha = prepared_list()
     rows = image_list.train_rows()
     labelled = (image_list.labels[rows] >= 0).all()
-    if spec.method == "no_distill" or (spec.method == "d3still" and labelled):
-        labels, n_classes = class_indices(image_list, rows, f"student {name}")
+    pairs_from = getattr(p, spec.method).pairs if spec.method in PAIR_METHODS else None
+    if spec.method == "no_distill" or pairs_from == "labels" or (recipe.supervised_weight > 0 and labelled):
+        labels, n_classes = class_indices(image_list, rows, f"student {name} ({spec.method})")
     else:
         labels, n_classes = image_list.labels, 0
-    targets = load_targets(spec.teacher, list_sha, len(image_list), n_classes)
+    targets, attrs = load_targets(spec.teachers, list_sha, len(image_list), n_classes)
+    n_views = attrs.get("views", 1)
     net = create(p.student.arch, targets.dim)
-    objective = build_objective(spec.method, p, targets)
-    dataset = ImageListDataset(image_list.paths, labels, rows, train_transform(p.student.image_size))
-    loader = make_loader(dataset, p.batch_size, p.workers, shuffle=True, seed=params.seed)
-    log.info("training student %s (%s, %s from %s) on %d images", name, p.student.arch, spec.method, spec.teacher, len(rows))
+    objective = build_objective(spec.method, p, targets, recipe.supervised_weight)
+    key_rows, key_views = every_view(rows, n_views)
+    dataset = ViewDataset(image_list.paths, labels, key_rows, key_views,
+                          SeededView(p.student.image_size, attrs.get("seed", params.seed)))
+    if pairs_from is not None:
+        partners = pair_partners(spec.method, params, targets, spec.teachers, list_sha, rows)
+        sampler, batch_size = (lambda g: PositivePairs(labels[rows], n_views, pairs_from, g, partners)), 2 * recipe.batch_size
+    else:
+        sampler, batch_size = (lambda g: OneViewPerImage(len(rows), n_views, g)), recipe.batch_size
+    loader = make_loader(dataset, batch_size, p.workers, seed=params.seed, sampler=sampler)
+    log.info("training student %s (%s, %s from %s, %d view(s)) on %d images", name, p.student.arch, spec.method,
+             "+".join(spec.teachers), n_views, len(rows))
     store = ChunkStore(layout.scratch("train", name), {"params": params.model_dump(), "list_sha256": list_sha,
                                                         "teacher_sha256": targets.source_sha256})
-    history = fit(net, objective, loader, p.epochs, p.lr, p.weight_decay, default_device(),
+    history = fit(net, objective, loader, recipe, default_device(),
                   on_epoch=lambda r: log.info("%s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"]),
                   checkpoint=store.file("checkpoint.pt"))
     checkpoint = {"arch": p.student.arch, "dim": targets.dim, "image_size": p.student.image_size,
-                  "method": spec.method, "teacher": spec.teacher, "state_dict": net.cpu().state_dict()}
+                  "method": spec.method, "teacher": spec.gallery, "teachers": spec.teachers,
+                  "state_dict": net.cpu().state_dict()}
     with atomic_path(layout.student_weights(name)) as tmp:
         torch.save(checkpoint, tmp)
     write_json(layout.metrics("train", name), {
-        "method": spec.method, "teacher": spec.teacher, "arch": p.student.arch,
+        "method": spec.method, "teachers": spec.teachers, "arch": p.student.arch, "recipe": recipe.model_dump(),
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])), "history": history})
     write_json(layout.plot("loss", name, ".json"), {"loss": [{"epoch": r["epoch"], "loss": r["loss"]} for r in history]})
     store.clear()

@@ -31,8 +31,12 @@ def whiten(name: str, params_path: Path) -> None:
     for warning in caught:
         log.warning("%s: %s", name, warning.message)
     attrs = {**require_attrs(source, raw.attrs, ("teacher", "arch", "weights_sha256", "list_sha256")),
+             "views": raw.attrs.get("views", 1), "seed": raw.attrs.get("seed", 0),
              "whitening_source": str(source), "n_components": p.n_components, "power": p.power,
              "n_train": int(len(train)), "n_informative": w.n_informative, "versions": library_versions()}
     write_arrays(layout.whitening(name), {"mean": w.mean, "projection": w.projection, "eigenvalues": w.eigenvalues}, attrs)
-    with feature_writer(layout.whitened_features(name), raw.ids, attrs) as writer:
+    n_views = 1 if raw.views is None else len(raw.views) + 1
+    with feature_writer(layout.whitened_features(name), raw.ids, attrs, view_rows=raw.view_rows, n_views=n_views) as writer:
         writer.write(np.arange(len(raw.ids)), apply_whitening(w, raw.features))
+        for view in range(1, n_views):
+            writer.write_view(view, raw.view_rows, apply_whitening(w, raw.views[view - 1]))

@@ -19,18 +19,20 @@ TINY = {
         "mnv3": {"arch": "mobilenet_v3_small", "weights": "train", "dim": 32, "image_size": 16},
     },
     "teacher": {"epochs": 1, "batch_size": 32},
-    "extract": {"scales": [1.0, 0.5], "batch_size": 64, "chunk_size": 64},
+    "extract": {"scales": [1.0, 0.5], "batch_size": 64, "chunk_size": 64, "views": 2},
     "whiten": {"n_components": 8},
     "mine": {"index": "PQ4x4", "k": 8, "shortlist": 16},
-    "train": {"student": {"arch": "resnet18", "image_size": 16}, "epochs": 1, "batch_size": 32, "csd": {"k": 8}},
+    "train": {"student": {"arch": "resnet18", "image_size": 16}, "override": {"epochs": 1, "batch_size": 32},
+              "csd": {"k": 8}, "whiten_mtd": {"pairs": "views"}},
     "students": {"csd": {"method": "csd", "teacher": "r18"}, "no_distill": {"method": "no_distill", "teacher": "r18"},
                  "d3": {"method": "d3still", "teacher": "mnv3"}},
+    "ensembles": {"mtd": {"method": "whiten_mtd", "gallery": "mnv3"}},
 }
 
 
 def merge(base: dict, override: dict) -> dict:
     for key, value in override.items():
-        base[key] = merge(base.get(key, {}), value) if isinstance(value, dict) and key not in ("teachers", "students") else value
+        base[key] = merge(base.get(key, {}), value) if isinstance(value, dict) and key not in ("teachers", "students", "ensembles") else value
     return base
 
 
@@ -67,11 +69,14 @@ def test_repro_runs_every_stage_and_writes_the_table(repo):
     root, out = repo
     expected = {"prepare", "teacher@r18", "teacher@mnv3", "extract@r18", "extract@mnv3", "whiten@r18",
                 "whiten@mnv3", "mine@r18", "mine@mnv3", "train@csd", "train@no_distill", "train@d3", "evaluate@csd",
-                "evaluate@no_distill", "evaluate@d3", "evaluate-teacher@r18", "evaluate-teacher@mnv3", "report"}
+                "evaluate@no_distill", "evaluate@d3", "evaluate-teacher@r18", "evaluate-teacher@mnv3", "report",
+                "train-multi@mtd", "evaluate-multi@mtd", "evaluate-em"}
     assert ran_stages(out) == expected
     table = (root / "reports/results.md").read_text()
     assert "teacher r18" in table and "asymmetric" in table and "no_distill" in table
     assert "d3 (resnet18, d3still) | asymmetric (→ mnv3 gallery)" in table
+    assert "| EM (r18 + mnv3) | ensemble mean" in table and "mtd (resnet18, whiten_mtd from r18 + mnv3) | symmetric" in table
+    assert "no_distill (resnet18, no_distill) | asymmetric" not in table
     csd = json.loads((root / "metrics/eval/csd.json").read_text())
     assert 0 <= csd["asymmetric"]["mAP"] <= 1 and csd["symmetric"]["queries"] == 120
     curve = json.loads((root / "plots/pr/csd.json").read_text())["pr"]
@@ -130,3 +135,34 @@ def test_second_clone_pulls_features_and_extracts_nothing(repo, tmp_path):
     out = sh("dvc", "repro", cwd=clone)
     assert ran_stages(out) == set()
     assert (clone / "data/features/r18.h5").read_bytes() == (root / "data/features/r18.h5").read_bytes()
+
+
+@pytest.mark.slow
+def test_cached_views_are_the_teachers_features_of_the_seeded_views(repo):
+    import numpy as np
+    import torch
+    from pipeline.data.dataset import eval_transform
+    from pipeline.data.decode import load_rgb
+    from pipeline.data.h5 import read_features
+    from pipeline.data.listfile import read_list
+    from pipeline.data.views import SeededView
+    from pipeline.features.extract import multiscale_descriptor
+    from pipeline.models.registry import create
+
+    root, _ = repo
+    features = read_features(root / "data/features/r18.h5")
+    image_list = read_list(root / "data/prepared/list.csv")
+    assert np.array_equal(features.view_rows, image_list.train_rows()) and features.views.shape[:2] == (1, 120)
+    net = create("resnet18", None)
+    net.load_state_dict(torch.load(root / "data/teachers/r18.pt", weights_only=True))
+    net.eval()
+    view = SeededView(16, 0, eval_transform(16))
+    for j in (0, 77):
+        row = int(features.view_rows[j])
+        image = load_rgb(image_list.paths[row])
+        with torch.no_grad():
+            expected = multiscale_descriptor(net, view(image, row, 1)[None], [1.0, 0.5])[0].numpy()
+        assert np.allclose(features.views[0, j], expected, atol=1e-5)
+        assert not np.allclose(features.views[0, j], features.features[row], atol=1e-3)
+    whitened = read_features(root / "data/whitened/r18.h5")
+    assert whitened.views.shape == (1, 120, 8)

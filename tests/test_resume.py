@@ -49,7 +49,7 @@ def run_killed_after(cmd, cwd, scratch: Path, n_chunks: int) -> None:
 
 
 def extracted_counts(stderr: str) -> tuple[int, int]:
-    done, todo = re.search(r"(\d+) of \d+ images already extracted, extracting (\d+)", stderr).groups()
+    done, todo = re.search(r"(\d+) of \d+ items \(images and views\) already extracted, extracting (\d+)", stderr).groups()
     return int(done), int(todo)
 
 
@@ -109,7 +109,9 @@ def fake_teacher_cache(project: Path, dim: int = 8, k: int = 4) -> None:
 
 
 def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(project):
-    params = {**PARAMS, "train": {"student": {"arch": "resnet18", "image_size": 32}, "epochs": 6, "batch_size": 16,
+    # weight averaging over epochs 3 and 6: the running average is part of the resumed state too
+    params = {**PARAMS, "train": {"student": {"arch": "resnet18", "image_size": 32},
+                                  "override": {"epochs": 6, "batch_size": 16, "average": [0.5, 1.0]},
                                   "csd": {"k": 4, "variant": "kl"}},
               "mine": {"k": 4}, "students": {"s": {"method": "csd", "teacher": "t"}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
@@ -144,19 +146,19 @@ def test_interrupted_mining_resumes_from_finished_query_batches(project, monkeyp
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     fake_teacher_cache(project)
     monkeypatch.chdir(project)
-    real, calls = mine_stage.neighbours_of, {"n": 0}
+    real, calls = mine_stage.streamed_neighbours, {"n": 0}
 
     def crash_after_three_batches(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] > 6:  # two calls per batch: approximate, then exact
+        if calls["n"] > 3:  # one call per query batch
             raise KeyboardInterrupt("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(mine_stage, "neighbours_of", crash_after_three_batches)
+    monkeypatch.setattr(mine_stage, "streamed_neighbours", crash_after_three_batches)
     with pytest.raises(KeyboardInterrupt):
         mine_stage.mine("t", Path("params.yaml"))
     assert len(list((project / "data/.partial/mine-t").glob("chunk-*.h5"))) == 3
-    monkeypatch.setattr(mine_stage, "neighbours_of", real)
+    monkeypatch.setattr(mine_stage, "streamed_neighbours", real)
     with caplog.at_level(logging.INFO):
         mine_stage.mine("t", Path("params.yaml"))
     assert "3 of 10 query batches already done" in caplog.text

@@ -63,11 +63,15 @@ def collate_by_shape(items: list) -> list[tuple[torch.Tensor, torch.Tensor, torc
 
 
 def make_loader(dataset: Dataset, batch_size: int, workers: int, shuffle: bool = False,
-                seed: int = 0, by_shape: bool = False) -> DataLoader:
-    """A DataLoader with seeded shuffling, pinned memory on CUDA and persistent workers."""
+                seed: int = 0, by_shape: bool = False, sampler=None) -> DataLoader:
+    """A DataLoader with seeded shuffling, pinned memory on CUDA and persistent workers.
+
+    `sampler`, when given, is called with the loader's seeded generator and returns the Sampler.
+    """
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=generator,
+        sampler=sampler(generator) if sampler is not None else None,
         collate_fn=collate_by_shape if by_shape else None, pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0,
     )

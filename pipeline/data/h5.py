@@ -1,5 +1,8 @@
 """HDF5 feature files: `features` (N, D) float32, `ids` (N,), provenance in attributes.
 
+With augmented views (consistent teaching) a file also holds `views` (V − 1, M, D): views 1..V−1
+of the M training rows listed in `view_rows`.
+
 Files are written under a temporary name and renamed when complete; a file without the
 `complete` attribute (or one that h5py cannot open) is refused with its name.
 """
@@ -25,13 +28,27 @@ class FeatureFile:
     features: np.ndarray
     ids: list[str]
     attrs: dict
+    views: np.ndarray | None = None  # (V − 1, M, D) views 1.. of the rows in view_rows
+    view_rows: np.ndarray | None = None
+
+    def items(self) -> np.ndarray:
+        """Features of every item (view · N + row) as one (V · N, D) array; views of rows not in view_rows are zero."""
+        if self.views is None:
+            return self.features
+        n, dim = self.features.shape
+        out = np.zeros(((len(self.views) + 1) * n, dim), dtype=np.float32)
+        out[:n] = self.features
+        for v, view in enumerate(self.views, start=1):
+            out[v * n + self.view_rows] = view
+        return out
 
 
 class _RowWriter:
     """Writes feature rows into a chunked dataset created on the first write."""
 
-    def __init__(self, h5: h5py.File, n_rows: int, chunk_rows: int):
+    def __init__(self, h5: h5py.File, n_rows: int, chunk_rows: int, view_rows: np.ndarray | None, n_views: int):
         self.h5, self.n_rows, self.chunk_rows, self.dataset = h5, n_rows, chunk_rows, None
+        self.view_rows, self.n_views, self.views = view_rows, n_views, None
 
     def write(self, rows: np.ndarray, features: np.ndarray) -> None:
         """Store `features` (len(rows), D) at `rows`."""
@@ -43,18 +60,32 @@ class _RowWriter:
         order = np.argsort(rows)
         self.dataset[rows[order]] = features[order].astype(np.float32, copy=False)
 
+    def write_view(self, view: int, rows: np.ndarray, features: np.ndarray) -> None:
+        """Store view `view` (≥ 1) of `rows` (all in view_rows)."""
+        if self.views is None:
+            m, dim = len(self.view_rows), features.shape[1]
+            self.views = self.h5.create_dataset("views", shape=(self.n_views - 1, m, dim), dtype="float32",
+                                                chunks=(1, min(self.chunk_rows, m), dim))
+        where = np.searchsorted(self.view_rows, rows)
+        order = np.argsort(where)
+        self.views[view - 1, where[order]] = features[order].astype(np.float32, copy=False)
+
 
 @contextlib.contextmanager
-def feature_writer(path: str | Path, ids: list[str], attrs: dict, chunk_rows: int = 512) -> Iterator[_RowWriter]:
-    """Open a temporary HDF5 for N = len(ids) rows; publish it at `path` when the block succeeds."""
+def feature_writer(path: str | Path, ids: list[str], attrs: dict, chunk_rows: int = 512,
+                   view_rows: np.ndarray | None = None, n_views: int = 1) -> Iterator[_RowWriter]:
+    """Open a temporary HDF5 for N = len(ids) rows (and n_views − 1 views of `view_rows`); publish it when the block succeeds."""
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h5:
             h5.create_dataset("ids", data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype())
             for key, value in attrs.items():
                 h5.attrs[key] = _encode(value)
-            writer = _RowWriter(h5, len(ids), chunk_rows)
+            has_views = n_views > 1 and view_rows is not None and len(view_rows) > 0
+            if has_views:
+                h5.create_dataset("view_rows", data=np.asarray(view_rows, dtype=np.int64))
+            writer = _RowWriter(h5, len(ids), chunk_rows, np.asarray(view_rows) if has_views else None, n_views)
             yield writer
-            if writer.dataset is None:
+            if writer.dataset is None or (has_views and writer.views is None):
                 raise RdistillError(f"{path}: no features were written")
             h5.attrs["complete"] = True
 
@@ -103,7 +134,14 @@ def read_features(path: str | Path) -> FeatureFile:
     zero = np.flatnonzero(~features.any(axis=1))
     if zero.size:
         raise RdistillError(f"{path}: row {zero[0]} is all zeros")
-    return FeatureFile(features, list(arrays["ids"]), attrs)
+    views = view_rows = None
+    if attrs.get("views", 1) > 1:
+        extra, _ = read_arrays(path, ["views", "view_rows"])
+        views, view_rows = extra["views"], extra["view_rows"]
+        if views.shape[1:] != (len(view_rows), features.shape[1]) or not np.isfinite(views).all():
+            raise RdistillError(f"{path}: views of shape {views.shape} do not match {len(view_rows)} rows of "
+                                f"{features.shape[1]}-d features, or hold NaN/inf")
+    return FeatureFile(features, list(arrays["ids"]), attrs, views, view_rows)
 
 
 def _encode(value):

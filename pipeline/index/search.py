@@ -22,15 +22,19 @@ def to_gpu_if_available(index: faiss.Index) -> faiss.Index:
         return index
 
 
+def new_index(dim: int, factory: str) -> faiss.Index:
+    """An empty CPU index from a FAISS index-factory string, inner-product metric; a clear error if FAISS refuses it."""
+    try:
+        return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise RdistillError(f"mine.index: FAISS cannot build {factory!r} for dimension {dim} "
+                            f"({str(exc).strip().splitlines()[-1]})") from None
+
+
 def build_index(db: np.ndarray, factory: str) -> faiss.Index:
     """Train and fill an index from a FAISS index-factory string (inner-product metric). db: (N, D)."""
     db = np.ascontiguousarray(db, dtype=np.float32)
-    try:
-        index = faiss.index_factory(db.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as exc:
-        raise RdistillError(f"mine.index: FAISS cannot build {factory!r} for dimension {db.shape[1]} "
-                            f"({str(exc).strip().splitlines()[-1]})") from None
-    index = to_gpu_if_available(index)
+    index = to_gpu_if_available(new_index(db.shape[1], factory))
     if not index.is_trained:
         index.train(db)
     index.add(db)

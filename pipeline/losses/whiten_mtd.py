@@ -70,3 +70,14 @@ def mean_reciprocal_rank(sim: Tensor) -> Tensor:
     diagonal = sim.diagonal().unsqueeze(1)
     rank = (sim > diagonal).sum(dim=1) + 1
     return (1.0 / rank.double()).mean()
+
+
+def fused_nearest(teachers: Tensor, candidates: Tensor) -> Tensor:
+    """Positive partner of every row: the candidate with the highest mean teacher similarity (METHODS §3 choice).
+
+    teachers: (K, N, D) l2-normalised features; candidates: (N, C) row indices (−1: none). Returns (N,) rows.
+    """
+    picked = teachers[:, candidates.clamp(min=0)]  # (K, N, C, D)
+    scores = torch.einsum("knd,kncd->nc", teachers, picked) / len(teachers)
+    scores = scores.masked_fill(candidates < 0, float("-inf"))
+    return candidates.gather(1, scores.argmax(1, keepdim=True))[:, 0]

@@ -13,8 +13,12 @@ def cells(scores: dict) -> dict:
             "M mP@10": scores["medium"].get("mP@10", float("nan")), "mAP": scores["medium"]["mAP"]}
 
 
-def results_table(teachers: dict[str, dict], students: dict[str, dict], training: dict[str, dict]) -> str:
-    """Markdown table from metrics/eval_teacher, metrics/eval and metrics/train JSON contents, keyed by name."""
+def results_table(teachers: dict[str, dict], students: dict[str, dict], training: dict[str, dict],
+                  ensembles: dict[str, dict] | None = None) -> str:
+    """Markdown table from metrics/eval_teacher, metrics/eval, metrics/train and metrics/eval_ensemble contents.
+
+    Rows: teachers (raw, whitened), ensemble means, the no-distill reference, then every method.
+    """
     every = [r for t in teachers.values() for r in (t["raw"], t["whitened"])] + [s["symmetric"] for s in students.values()]
     columns = REVISITED_COLUMNS if any("medium" in r for r in every) else CLASS_COLUMNS
 
@@ -27,13 +31,17 @@ def results_table(teachers: dict[str, dict], students: dict[str, dict], training
     for name, result in sorted(teachers.items()):
         lines.append(row(f"teacher {name}", f"raw ({result['raw']['dim']}-d)", result["raw"]))
         lines.append(row(f"teacher {name}", f"whitened ({result['whitened']['dim']}-d)", result["whitened"]))
+    for name, result in sorted((ensembles or {}).items()):
+        lines.append(row(f"{name} ({' + '.join(result['teachers'])})", "ensemble mean of whitened similarities",
+                         result["symmetric"]))
     references = [cells(r["symmetric"])["mAP"] for r in students.values() if r["method"] == "no_distill"]
-    for name, result in sorted(students.items(), key=lambda kv: (kv[1]["method"] == "no_distill", kv[0])):
+    for name, result in sorted(students.items(), key=lambda kv: (kv[1]["method"] != "no_distill", kv[0])):
         seconds = training.get(name, {}).get("seconds_per_epoch")
         notes = [f"{seconds:.1f} s/epoch"] if seconds is not None else []
         if references and result["method"] != "no_distill":
             notes.append(f"{cells(result['symmetric'])['mAP'] - references[0]:+.3f} mAP vs no_distill")
-        model = f"{name} ({result['arch']}, {result['method']})"
+        sources = result.get("teachers", [result["teacher"]])
+        model = f"{name} ({result['arch']}, {result['method']}" + (f" from {' + '.join(sources)})" if len(sources) > 1 else ")")
         lines.append(row(model, "symmetric", result["symmetric"], "; ".join(notes)))
         if "asymmetric" in result:
             teacher = teachers.get(result["teacher"], {}).get("whitened")

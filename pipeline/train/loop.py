@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from pipeline.io import atomic_path
+from pipeline.params import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,34 @@ def seed_everything(seed: int) -> None:
 def cosine_lr(step: int, total: int) -> float:
     """Cosine decay factor from 1 at step 0 to 0 at `total`."""
     return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+def lr_factor(step: int, recipe: Recipe, steps_per_epoch: int) -> float:
+    """Learning-rate multiplier at `step`: linear warm-up from 1/10, then the recipe's decay over the rest."""
+    total = recipe.epochs * steps_per_epoch
+    warmup = round(recipe.warmup * total)
+    if step < warmup:
+        return 0.1 + 0.9 * step / warmup
+    step, total = step - warmup, total - warmup
+    if recipe.schedule == "cosine":
+        return cosine_lr(step, total)
+    if recipe.schedule == "linear":
+        return max(0.0, 1.0 - step / max(total, 1))
+    if recipe.schedule == "exp":  # METHODS §6: × exp(−0.01 · epoch)
+        return math.exp(-0.01 * (step // steps_per_epoch))
+    return 1.0
+
+
+def make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimiser over `params`."""
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def averaged_epochs(recipe: Recipe) -> set[int]:
+    """1-based epochs whose weights are averaged into the final ones (recipe.average as shares of training)."""
+    return {max(1, round(share * recipe.epochs)) for share in recipe.average}
 
 
 def rng_states(loader: DataLoader) -> dict:
@@ -51,20 +80,20 @@ def restore_rng_states(states: dict, loader: DataLoader) -> None:
         loader.generator.set_state(states["loader"])
 
 
-def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, epochs: int, lr: float,
-        weight_decay: float, device: torch.device,
+def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe, device: torch.device,
         on_epoch: Callable[[dict], None] | None = None, checkpoint: Path | None = None) -> list[dict]:
-    """Train `net` to minimise `objective(net(images), labels, rows)`; Adam + cosine schedule.
+    """Train `net` to minimise `objective(net(images), labels, items)` with the recipe's optimiser and schedule.
 
-    With `checkpoint`, the full training state (weights, optimiser, schedule, random states, epoch)
-    is saved atomically after every epoch, and a run that finds one resumes after its epoch.
+    With `checkpoint`, the full training state (weights, optimiser, schedule, weight average, random
+    states, epoch) is saved atomically after every epoch, and a run that finds one resumes after its epoch.
     Returns one record per epoch: {epoch, loss, seconds}.
     """
     net.to(device).train()
     objective.to(device).train()
-    optimizer = torch.optim.Adam([*net.parameters(), *objective.parameters()], lr=lr, weight_decay=weight_decay)
-    total_steps = epochs * len(loader)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_lr(step, total_steps))
+    optimizer = make_optimizer([*net.parameters(), *objective.parameters()], recipe)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, recipe, len(loader)))
+    to_average = averaged_epochs(recipe)
+    average = torch.optim.swa_utils.AveragedModel(net, use_buffers=True) if to_average else None
     history: list[dict] = []
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
@@ -72,29 +101,36 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, epochs: int, l
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if average is not None:
+            average.load_state_dict(state["average"])
         restore_rng_states(state["rng"], loader)
         history = state["history"]
-        log.info("resuming from %s after epoch %d of %d", checkpoint, len(history), epochs)
-    for epoch in range(len(history), epochs):
+        log.info("resuming from %s after epoch %d of %d", checkpoint, len(history), recipe.epochs)
+    for epoch in range(len(history), recipe.epochs):
         start, losses = time.perf_counter(), []
-        for images, labels, rows in tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                                         leave=False, mininterval=1.0):
-            images, labels, rows = (t.to(device, non_blocking=True) for t in (images, labels, rows))
-            loss = objective(net(images), labels, rows)
+        for images, labels, items in tqdm(loader, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch",
+                                          leave=False, mininterval=1.0):
+            images, labels, items = (t.to(device, non_blocking=True) for t in (images, labels, items))
+            loss = objective(net(images), labels, items)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
+        if epoch + 1 in to_average:
+            average.update_parameters(net)
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - start}
         history.append(record)
         if checkpoint is not None:
             with atomic_path(checkpoint) as tmp:
                 torch.save({"net": net.state_dict(), "objective": objective.state_dict(),
                             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                            "average": average.state_dict() if average is not None else {},
                             "rng": rng_states(loader), "history": history}, tmp)
         if on_epoch:
             on_epoch(record)
+    if average is not None:  # METHODS §6: the final student averages the weights of the chosen epochs
+        net.load_state_dict(average.module.state_dict())
     # Short runs from scratch leave BatchNorm running statistics lagging behind the weights
     # (MobileNetV3 uses momentum 0.01): re-estimate them over the training images once.
     torch.optim.swa_utils.update_bn(loader, net, device=device)

@@ -1,6 +1,6 @@
 """Training objectives: the plug-ins of the single training loop.
 
-An objective is an nn.Module `forward(q, labels, rows) -> loss` built from the cached targets; it
+An objective is an nn.Module `forward(q, labels, items) -> loss` built from the cached targets; it
 holds any state the method needs (cached teacher features as buffers, learned proxies) and calls
 the pure loss functions in pipeline.losses. Register new methods with @register("name").
 """
@@ -14,25 +14,37 @@ from torch import Tensor, nn
 
 from pipeline.errors import RdistillError
 from pipeline.losses.classification import normalised_softmax
-from pipeline.losses.baselines import fitnet, pair_loss, pkt, rkd, second_order
+from pipeline.losses.baselines import embedding_distillation, fitnet, pair_loss, pkt, rkd, second_order
 from pipeline.losses.csd import csd_kl, csd_norm
 from pipeline.losses.d3still import d3still
 from pipeline.losses.mixup_ap import mixup_ap_loss
+from pipeline.losses.whiten_mtd import contrastive, cross_view_similarities, whiten_mtd
 from pipeline.params import TrainParams
 
 
 @dataclass
 class Targets:
-    """What the cache offers a student: whitened teacher features and mined neighbours, by list row."""
+    """What the cache offers a student, indexed by item (view · N + row, see pipeline.data.views)."""
 
-    teacher: Tensor | None  # (N, D) float32, every row of the list
-    neighbours: Tensor | None  # (N, K) int64 list rows; -1 for rows that were not mined
-    n_classes: int
+    teachers: Tensor | None  # (T, V·N, D) whitened features of every item, per teacher (T = 1 but for ensembles)
+    neighbours: Tensor | None  # (N, K) list rows mined under the first teacher; -1 for rows that were not mined
+    n_classes: int  # 0 when the student trains without labels
     dim: int
-    source_sha256: str = ""  # the teacher weights the cached features came from
+    source_sha256: str = ""  # the (first) teacher's weights the cached features came from
+
+    @property
+    def teacher(self) -> Tensor:
+        """The first (for single-teacher methods: the only) teacher's (V·N, D) features."""
+        return self.teachers[0]
+
+    @property
+    def n_rows(self) -> int:
+        """N, the number of list rows (items of view 0)."""
+        return len(self.neighbours) if self.neighbours is not None else self.teachers.shape[1]
 
 
 OBJECTIVES: dict[str, Callable[[TrainParams, Targets], nn.Module]] = {}
+PAIR_METHODS = ("whiten_mtd", "contrastive")  # batches of positive pairs (x_i, y_i), x and y alternating
 
 
 def register(name: str):
@@ -43,11 +55,26 @@ def register(name: str):
     return add
 
 
-def build_objective(method: str, params: TrainParams, targets: Targets) -> nn.Module:
-    """The objective registered as `method`."""
+class Supervised(nn.Module):
+    """objective + weight · the student's own normalised-softmax loss (the D3still code's convention)."""
+
+    def __init__(self, objective: nn.Module, classification: nn.Module, weight: float):
+        super().__init__()
+        self.objective, self.classification, self.weight = objective, classification, weight
+
+    def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
+        return self.objective(q, labels, items) + self.weight * self.classification(q, labels, items)
+
+
+def build_objective(method: str, params: TrainParams, targets: Targets, supervised_weight: float = 0.0) -> nn.Module:
+    """The objective registered as `method`, plus a weighted supervised term when labels exist."""
     if method not in OBJECTIVES:
         raise RdistillError(f"unknown method {method!r} (known: {', '.join(sorted(OBJECTIVES))})")
-    return OBJECTIVES[method](params, targets)
+    objective = OBJECTIVES[method](params, targets)
+    if method == "no_distill" or supervised_weight == 0 or not targets.n_classes:
+        return objective
+    return Supervised(objective, ClassificationObjective(targets.n_classes, targets.dim, params.temperature),
+                      supervised_weight)
 
 
 @register("csd")
@@ -56,15 +83,15 @@ class CSDObjective(nn.Module):
 
     def __init__(self, params: TrainParams, targets: Targets):
         super().__init__()
-        if targets.teacher is None or targets.neighbours is None:
+        if targets.teachers is None or targets.neighbours is None:
             raise RdistillError("method csd needs cached teacher features and mined neighbours")
         self.register_buffer("teacher", targets.teacher)
         self.register_buffer("neighbours", targets.neighbours[:, :params.csd.k])
         self.csd = params.csd
 
-    def forward(self, q: Tensor, labels: Tensor, rows: Tensor) -> Tensor:
-        g = self.teacher[rows]
-        neighbours = self.teacher[self.neighbours[rows]]
+    def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
+        g = self.teacher[items]  # the very view the student saw; its context is the plain (view 0) gallery
+        neighbours = self.teacher[self.neighbours[items % len(self.neighbours)]]
         if self.csd.variant == "kl":
             return csd_kl(q, g, neighbours, self.csd.tau_g, self.csd.tau_q)
         return csd_norm(q, g, neighbours, alpha=1.0 if self.csd.variant == "l1" else 2.0)
@@ -78,14 +105,14 @@ class ClassificationObjective(nn.Module):
         self.proxies = nn.Parameter(torch.randn(n_classes, dim) / dim ** 0.5)
         self.temperature = temperature
 
-    def forward(self, q: Tensor, labels: Tensor, rows: Tensor) -> Tensor:
+    def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
         return normalised_softmax(q, self.proxies, labels, self.temperature)
 
 
 @register("no_distill")
 def no_distill(params: TrainParams, targets: Targets) -> nn.Module:
     """The reference student: the same network trained on labels alone."""
-    return ClassificationObjective(targets.n_classes, targets.dim, params.no_distill.temperature)
+    return ClassificationObjective(targets.n_classes, targets.dim, params.temperature)
 
 
 class TeacherFeatureObjective(nn.Module):
@@ -93,13 +120,13 @@ class TeacherFeatureObjective(nn.Module):
 
     def __init__(self, targets: Targets, loss, weight: float = 1.0):
         super().__init__()
-        if targets.teacher is None:
+        if targets.teachers is None:
             raise RdistillError("this method needs cached teacher features")
         self.register_buffer("teacher", targets.teacher)
         self.loss, self.weight = loss, weight
 
-    def forward(self, q: Tensor, labels: Tensor, rows: Tensor) -> Tensor:
-        return self.weight * self.loss(q, self.teacher[rows])
+    def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
+        return self.weight * self.loss(q, self.teacher[items])
 
 
 @register("fitnet")
@@ -140,21 +167,59 @@ def mixup_ap_objective(params: TrainParams, targets: Targets) -> nn.Module:
     return TeacherFeatureObjective(targets, lambda q, g: mixup_ap_loss(q, g, p.rounds, p.alpha, p.tau, p.n_bins))
 
 
-class D3stillObjective(TeacherFeatureObjective):
-    """D3still against cached teacher features, plus the student's own supervised loss when labels exist."""
+@register("d3still")
+def d3still_objective(params: TrainParams, targets: Targets) -> nn.Module:
+    """D3still, alpha L_f + beta L_irpd + gamma L_crpd (METHODS §5); its recipe adds the supervised term."""
+    p = params.d3still
+    return TeacherFeatureObjective(targets, lambda q, g: d3still(q, g, p.k, p.m, p.alpha, p.beta, p.gamma))
+
+
+@register("ed")
+class EmbeddingDistillation(nn.Module):
+    """Embedding Distillation over every teacher: mean_k ‖s − t_k‖² (Whiten-MTD baseline, METHODS §3)."""
 
     def __init__(self, params: TrainParams, targets: Targets):
-        p = params.d3still
-        super().__init__(targets, lambda q, g: d3still(q, g, p.k, p.m, p.alpha, p.beta, p.gamma))
-        self.supervised_weight = p.supervised_weight
-        self.supervised = (ClassificationObjective(targets.n_classes, targets.dim, p.temperature)
-                           if targets.n_classes and p.supervised_weight > 0 else None)
+        super().__init__()
+        self.register_buffer("teachers", targets.teachers)
+        self.weight = params.ed.weight
 
-    def forward(self, q: Tensor, labels: Tensor, rows: Tensor) -> Tensor:
-        loss = super().forward(q, labels, rows)
-        if self.supervised is not None:
-            loss = loss + self.supervised_weight * self.supervised(q, labels, rows)
-        return loss
+    def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
+        return self.weight * embedding_distillation(q, self.teachers[:, items])
 
 
-register("d3still")(D3stillObjective)
+class PairObjective(nn.Module):
+    """A loss over cross-view similarities of a batch of positive pairs (x_i, y_i), x and y alternating."""
+
+    def __init__(self, targets: Targets):
+        super().__init__()
+        self.register_buffer("teachers", targets.teachers)
+
+    def teacher_similarities(self, items: Tensor) -> Tensor:
+        """(T, B, B) per-teacher T_k[i, j] = ψ_k(x_i)ᵀ ψ_k(y_j)."""
+        return cross_view_similarities(self.teachers[:, items[0::2]], self.teachers[:, items[1::2]])
+
+
+@register("whiten_mtd")
+class WhitenMTDObjective(PairObjective):
+    """Whiten-MTD: KL between the student's and the fused teachers' cross-view similarities (METHODS §3)."""
+
+    def __init__(self, params: TrainParams, targets: Targets):
+        super().__init__(targets)
+        self.p = params.whiten_mtd
+
+    def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
+        p = self.p
+        return whiten_mtd(cross_view_similarities(q[0::2], q[1::2]), self.teacher_similarities(items), p.fusion,
+                          p.tau_s, p.tau_t, p.both_directions, p.teacher_target)
+
+
+@register("contrastive")
+class ContrastiveObjective(nn.Module):
+    """Contrastive baseline: Whiten-MTD with Q = I, no teacher (METHODS §3)."""
+
+    def __init__(self, params: TrainParams, targets: Targets):
+        super().__init__()
+        self.p = params.contrastive
+
+    def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
+        return contrastive(cross_view_similarities(q[0::2], q[1::2]), self.p.tau_s, self.p.both_directions)

@@ -56,3 +56,22 @@ def test_non_finite_rows_are_refused(tmp_path):
         writer.write(np.arange(3), feats)
     with pytest.raises(RdistillError, match="row 1 holds NaN"):
         read_features(path)
+
+
+def test_views_round_trip_and_index_as_items(tmp_path, rng):
+    path = tmp_path / "v.h5"
+    feats = rng.standard_normal((5, 3)).astype(np.float32)
+    view_rows = np.array([1, 3, 4])
+    views = rng.standard_normal((2, 3, 3)).astype(np.float32)  # views 1 and 2 of rows 1, 3, 4
+    with feature_writer(path, [str(i) for i in range(5)], {"views": 3}, view_rows=view_rows, n_views=3) as writer:
+        writer.write(np.arange(5), feats)
+        writer.write_view(2, np.array([4, 1]), views[1, [2, 0]])
+        writer.write_view(2, np.array([3]), views[1, [1]])
+        writer.write_view(1, view_rows, views[0])
+    got = read_features(path)
+    assert np.array_equal(got.views, views) and np.array_equal(got.view_rows, view_rows)
+    items = got.items()
+    assert items.shape == (15, 3)
+    assert np.array_equal(items[:5], feats)
+    assert np.array_equal(items[2 * 5 + 3], views[1, 1]) and np.array_equal(items[5 + 4], views[0, 2])
+    assert not items[5 + 0].any()  # row 0 has no views

@@ -81,3 +81,21 @@ def test_gradcheck():
     teachers = torch.randn(3, 4, 4, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda x: whiten_mtd(x, teachers, "max-mean", 0.3, 0.3), (s,))
     assert torch.autograd.gradcheck(lambda x: contrastive(x, 0.3), (s,))
+
+
+def test_fused_nearest_picks_the_candidate_with_the_highest_mean_similarity():
+    from pipeline.losses.whiten_mtd import fused_nearest
+    torch.manual_seed(0)
+    teachers = torch.nn.functional.normalize(torch.randn(2, 6, 4), dim=-1)
+    candidates = torch.tensor([[1, 2, -1], [0, 3, 4], [5, -1, -1], [1, 2, 5], [0, 1, 2], [3, 4, 0]])
+    expected = []
+    for row in range(6):
+        best, best_score = None, -float("inf")
+        for c in candidates[row].tolist():
+            if c < 0:
+                continue
+            score = sum(float(teachers[k, row] @ teachers[k, c]) for k in range(2)) / 2
+            if score > best_score:
+                best, best_score = c, score
+        expected.append(best)
+    assert fused_nearest(teachers, candidates).tolist() == expected

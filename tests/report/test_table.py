@@ -11,13 +11,18 @@ def test_table_has_teacher_student_and_reference_rows_with_ratios():
         "csd": {"method": "csd", "arch": "resnet18", "teacher": "t", "symmetric": scores(0.7), "asymmetric": scores(0.6)},
         "ref": {"method": "no_distill", "arch": "resnet18", "teacher": "t", "symmetric": scores(0.65)},
     }
-    table = results_table(teachers, students, {"csd": {"seconds_per_epoch": 2.0}})
+    students["mtd"] = {"method": "whiten_mtd", "arch": "resnet18", "teacher": "t", "teachers": ["t", "u"],
+                       "symmetric": scores(0.66)}
+    ensembles = {"EM": {"teachers": ["t", "u"], "symmetric": scores(0.85)}}
+    table = results_table(teachers, students, {"csd": {"seconds_per_epoch": 2.0}}, ensembles)
     lines = table.splitlines()
     assert lines[2] == "| teacher t | raw (64-d) | 0.900 | 0.500 | 0.750 | 1.000 |  |"
-    assert lines[4] == "| csd (resnet18, csd) | symmetric | 0.700 | 0.500 | 0.750 | 1.000 | 2.0 s/epoch; +0.050 mAP vs no_distill |"
-    assert lines[5].endswith("| 0.75 × whitened teacher mAP |")  # 0.6 / 0.8
-    assert lines[6].startswith("| ref (resnet18, no_distill) | symmetric | 0.650")
-    assert len(lines) == 7
+    assert lines[4] == "| EM (t + u) | ensemble mean of whitened similarities | 0.850 | 0.500 | 0.750 | 1.000 |  |"
+    assert lines[5].startswith("| ref (resnet18, no_distill) | symmetric | 0.650")
+    assert lines[6] == "| csd (resnet18, csd) | symmetric | 0.700 | 0.500 | 0.750 | 1.000 | 2.0 s/epoch; +0.050 mAP vs no_distill |"
+    assert lines[7].endswith("| 0.75 × whitened teacher mAP |")  # 0.6 / 0.8
+    assert lines[8].startswith("| mtd (resnet18, whiten_mtd from t + u) | symmetric | 0.660")
+    assert len(lines) == 9
 
 
 def test_revisited_results_get_easy_medium_hard_columns():

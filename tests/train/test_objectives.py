@@ -1,48 +1,90 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pipeline.losses.baselines import fitnet
+from pipeline.losses.csd import csd_norm
+from pipeline.losses.whiten_mtd import contrastive, cross_view_similarities, whiten_mtd
 from pipeline.params import TrainParams
-from pipeline.train.objectives import OBJECTIVES, Targets, build_objective
+from pipeline.train.objectives import OBJECTIVES, PAIR_METHODS, Targets, build_objective
 
 
-def targets(n=12, dim=6, k=4, n_classes=3):
+def targets(n=12, dim=6, k=4, n_classes=3, n_teachers=1, n_views=1):
     torch.manual_seed(0)
-    teacher = torch.nn.functional.normalize(torch.randn(n, dim), dim=1)
+    teachers = F.normalize(torch.randn(n_teachers, n_views * n, dim), dim=-1)
     neighbours = torch.stack([torch.roll(torch.arange(n), -s) for s in range(1, k + 1)], dim=1)
-    return Targets(teacher, neighbours, n_classes, dim)
+    return Targets(teachers, neighbours, n_classes, dim)
 
 
 @pytest.mark.parametrize("method", sorted(OBJECTIVES))
 def test_every_registered_method_trains_from_cached_targets(method):
     params = TrainParams.model_validate({"csd": {"k": 4}, "d3still": {"k": 4}, "mixup_ap": {"rounds": 2}})
-    objective = build_objective(method, params, targets())
+    objective = build_objective(method, params, targets(n_teachers=2), supervised_weight=0.5)
     q = torch.randn(8, 6, requires_grad=True)
-    rows = torch.tensor([0, 2, 3, 5, 6, 8, 9, 11])
-    loss = objective(torch.nn.functional.normalize(q, dim=1), rows % 3, rows)
+    items = torch.tensor([0, 2, 3, 5, 6, 8, 9, 11])
+    loss = objective(F.normalize(q, dim=1), items % 3, items)
     loss.backward()
     assert loss.ndim == 0 and torch.isfinite(loss) and q.grad.abs().sum() > 0
 
 
-def test_teacher_feature_objectives_look_up_the_batch_rows():
+def test_teacher_feature_objectives_look_up_the_batch_items():
     t = targets()
     objective = build_objective("fitnet", TrainParams(), t)
     q = torch.randn(3, 6)
-    rows = torch.tensor([7, 1, 4])
-    assert torch.equal(objective(q, rows, rows), fitnet(q, t.teacher[rows]))
+    items = torch.tensor([7, 1, 4])
+    assert torch.equal(objective(q, items, items), fitnet(q, t.teacher[items]))
+
+
+def test_csd_matches_the_seen_view_against_the_plain_neighbours():
+    n = 12
+    t = targets(n=n, n_views=2)
+    objective = build_objective("csd", TrainParams.model_validate({"csd": {"k": 4, "variant": "l2"}}), t)
+    q = F.normalize(torch.randn(2, 6), dim=1)
+    items = torch.tensor([1 * n + 3, 5])  # view 1 of row 3, view 0 of row 5
+    rows = items % n
+    expected = csd_norm(q, t.teacher[items], t.teacher[t.neighbours[rows]], alpha=2.0)
+    assert torch.isclose(objective(q, rows, items), expected)
+
+
+def test_whiten_mtd_objective_fuses_every_teacher_on_cross_view_pairs():
+    t = targets(n_teachers=3)
+    objective = build_objective("whiten_mtd", TrainParams(), t)
+    q = F.normalize(torch.randn(6, 6), dim=1)
+    items = torch.tensor([0, 4, 1, 7, 2, 9])  # pairs (0,4), (1,7), (2,9)
+    x, y = items[0::2], items[1::2]
+    per_teacher = torch.stack([tk[x] @ tk[y].T for tk in t.teachers])
+    expected = whiten_mtd(q[0::2] @ q[1::2].T, per_teacher, "max-min")
+    assert torch.isclose(objective(q, items, items), expected)
+    assert "whiten_mtd" in PAIR_METHODS and "contrastive" in PAIR_METHODS
+
+
+def test_contrastive_objective_ignores_teachers():
+    objective = build_objective("contrastive", TrainParams(), targets())
+    q = F.normalize(torch.randn(4, 6), dim=1)
+    assert torch.isclose(objective(q, None, torch.arange(4)), contrastive(cross_view_similarities(q[0::2], q[1::2])))
+
+
+def test_ed_averages_the_squared_distance_to_every_teacher():
+    t = targets(n_teachers=2)
+    objective = build_objective("ed", TrainParams(), t)
+    q = torch.randn(3, 6)
+    items = torch.tensor([2, 5, 8])
+    by_hand = sum(((q[i] - t.teachers[k, items[i]]) ** 2).sum() for k in range(2) for i in range(3)) / 6
+    assert torch.isclose(objective(q, items, items), by_hand)
 
 
 def test_unknown_method_lists_the_known_ones():
-    with pytest.raises(Exception, match=r"unknown method 'nope' \(known: csd, d3still"):
+    with pytest.raises(Exception, match=r"unknown method 'nope' \(known: contrastive, csd, d3still"):
         build_objective("nope", TrainParams(), targets())
 
 
-def test_d3still_objective_adds_the_weighted_supervised_term():
+def test_supervised_weight_adds_the_students_own_loss_when_labels_exist():
     from pipeline.losses.d3still import d3still
     t = targets()
-    params = TrainParams.model_validate({"d3still": {"k": 4, "supervised_weight": 0.5}})
-    objective = build_objective("d3still", params, t)
-    q = torch.nn.functional.normalize(torch.randn(6, 6), dim=1)
-    rows, labels = torch.tensor([0, 1, 2, 3, 4, 5]), torch.tensor([0, 1, 2, 0, 1, 2])
-    expected = d3still(q, t.teacher[rows], k=4) + 0.5 * objective.supervised(q, labels, rows)
-    assert torch.isclose(objective(q, labels, rows), expected)
+    objective = build_objective("d3still", TrainParams.model_validate({"d3still": {"k": 4}}), t, supervised_weight=0.5)
+    q = F.normalize(torch.randn(6, 6), dim=1)
+    items, labels = torch.tensor([0, 1, 2, 3, 4, 5]), torch.tensor([0, 1, 2, 0, 1, 2])
+    expected = d3still(q, t.teacher[items], k=4) + 0.5 * objective.classification(q, labels, items)
+    assert torch.isclose(objective(q, labels, items), expected)
+    unlabelled = Targets(t.teachers, t.neighbours, 0, 6)
+    assert not hasattr(build_objective("d3still", TrainParams(), unlabelled, 0.5), "classification")

@@ -1,0 +1,56 @@
+"""What every benchmark shares: the machine's description, timing, peak memory and the JSON it writes."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from pipeline.provenance import library_versions
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """CPU, cores, GPUs and library versions of this run."""
+    import faiss
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available(), "faiss_gpus": faiss.get_num_gpus(), "python": platform.python_version(),
+            "versions": library_versions()}
+
+
+def best_seconds(fn: Callable[[], object], repeat: int = 3) -> float:
+    """The fastest of `repeat` timed calls of fn (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_result(name: str, settings: dict, figures: dict, targets: dict) -> Path:
+    """benchmarks/results/<name>.json with the machine, settings, figures and each target's verdict."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"benchmark": name, "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine(),
+                                "settings": settings, "figures": figures, "targets": targets}, indent=2) + "\n")
+    print(json.dumps({"benchmark": name, "figures": figures, "targets": targets}, indent=2))
+    return path

@@ -1,0 +1,133 @@
+"""Seeded augmented views (consistent teaching) and the samplers that pick views and positive pairs.
+
+An *item* is one view of one image: item = view · N + row, with N the list's length. View 0 is
+the image itself; view v > 0 is a random crop and flip drawn from a generator seeded by
+(seed, row, v), so the teacher (at extraction) and the student (in training) see the same view,
+each at its own resolution.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+from torchvision.transforms import v2
+
+from pipeline.data.dataset import ImageListDataset, train_transform
+from pipeline.errors import RdistillError
+
+
+def view_seed(seed: int, row: int, view: int) -> int:
+    """The generator seed of one view: distinct for every (seed, row, view)."""
+    return (seed * 1_000_003 + row) * 1_009 + view
+
+
+class SeededView:
+    """Transform of view `v`: v = 0 `plain` (default: the square image); v > 0 a seeded random resized crop and flip."""
+
+    def __init__(self, image_size: int, seed: int, plain=None):
+        self.plain = plain or train_transform(image_size)
+        self.augment = v2.Compose([v2.RandomResizedCrop(image_size, scale=(0.5, 1.0), antialias=True),
+                                   v2.RandomHorizontalFlip(), *train_transform(image_size).transforms])
+        self.seed = seed
+
+    def __call__(self, image, row: int, view: int):
+        if view == 0:
+            return self.plain(image)
+        # The crop box is drawn in the source image's own coordinates, so every resolution gets the same view.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(view_seed(self.seed, row, view))
+            return self.augment(image)
+
+
+class ViewDataset(Dataset):
+    """Items (image tensor, label, item) for given (row, view) keys; item = view · n_rows + row."""
+
+    def __init__(self, paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray, views: np.ndarray,
+                 transform: SeededView, bboxes: Sequence | None = None):
+        self.images = ImageListDataset(paths, labels, rows, lambda image: image, bboxes)
+        self.views, self.transform, self.n_rows = np.asarray(views), transform, len(paths)
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    def __getitem__(self, i: int):
+        image, label, row = self.images[i]
+        view = int(self.views[i])
+        return self.transform(image, row, view), label, view * self.n_rows + row
+
+
+def every_view(rows: np.ndarray, n_views: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, views) keys of all n_views views of `rows`, view-major."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return np.tile(rows, n_views), np.repeat(np.arange(n_views), len(rows))
+
+
+class OneViewPerImage(Sampler):
+    """Each epoch, every image once in random order, each as one of its V views (uniformly)."""
+
+    def __init__(self, n_images: int, n_views: int, generator: torch.Generator):
+        self.n_images, self.n_views, self.generator = n_images, n_views, generator
+
+    def __len__(self) -> int:
+        return self.n_images
+
+    def __iter__(self):
+        order = torch.randperm(self.n_images, generator=self.generator)
+        views = torch.randint(self.n_views, (self.n_images,), generator=self.generator)
+        yield from (views * self.n_images + order).tolist()
+
+
+class PositivePairs(Sampler):
+    """Each epoch, every image once as an anchor x_i, followed by its positive y_i (METHODS §3).
+
+    Indices are into every_view(train rows, V). Positives: `labels`, another image of the same
+    label; `views`, another view of the same image; `neighbours`, the given partner row. Each
+    image shows a random one of its views. Batches of 2B indices are B pairs, x and y alternating.
+    """
+
+    def __init__(self, labels: np.ndarray, n_views: int, mode: str, generator: torch.Generator,
+                 partners: np.ndarray | None = None):
+        self.n_images, self.n_views, self.mode, self.generator = len(labels), n_views, mode, generator
+        if mode == "views" and n_views < 2:
+            raise RdistillError("positive pairs from views need extract.views >= 2")
+        if mode == "labels":
+            if (labels < 0).any():
+                raise RdistillError("positive pairs from labels need every training image labelled")
+            self.by_label = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+            lonely = [c for c in self.by_label if len(c) < 2]
+            if lonely:
+                raise RdistillError(f"positive pairs from labels: training image {lonely[0][0]} is alone in its class")
+            self.label_of = np.searchsorted(np.unique(labels), labels)
+        elif mode == "neighbours" and partners is None:
+            raise RdistillError("positive pairs from neighbours need mined neighbours")
+        self.partners = partners
+
+    def __len__(self) -> int:
+        return 2 * self.n_images
+
+    def _partner(self, anchors: torch.Tensor) -> np.ndarray:
+        if self.mode == "views":
+            return anchors.numpy()
+        if self.mode == "neighbours":
+            return self.partners[anchors.numpy()]
+        draws = torch.rand(len(anchors), generator=self.generator).numpy()
+        partner = np.empty(len(anchors), dtype=np.int64)
+        for i, anchor in enumerate(anchors.tolist()):
+            same = self.by_label[self.label_of[anchor]]
+            others = same[same != anchor]
+            partner[i] = others[int(draws[i] * len(others))]
+        return partner
+
+    def __iter__(self):
+        anchors = torch.randperm(self.n_images, generator=self.generator)
+        partners = torch.from_numpy(self._partner(anchors))
+        view_x = torch.randint(self.n_views, (self.n_images,), generator=self.generator)
+        if self.mode == "views":  # a second, different view of the same image
+            view_y = (view_x + 1 + torch.randint(self.n_views - 1, (self.n_images,), generator=self.generator)) % self.n_views
+        else:
+            view_y = torch.randint(self.n_views, (self.n_images,), generator=self.generator)
+        pairs = torch.stack([view_x * self.n_images + anchors, view_y * self.n_images + partners], dim=1)
+        yield from pairs.flatten().tolist()

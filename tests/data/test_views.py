@@ -1,0 +1,77 @@
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from pipeline.data.dataset import train_transform
+from pipeline.data.views import OneViewPerImage, PositivePairs, SeededView, ViewDataset, every_view
+
+
+def gradient_image(size=48):
+    y, x = np.mgrid[0:size, 0:size]
+    rgb = np.stack([x * 255 // size, y * 255 // size, (x * y) % 256], axis=-1).astype(np.uint8)
+    return Image.fromarray(rgb)
+
+
+def test_view_zero_is_the_plain_image_and_views_repeat_exactly():
+    image = gradient_image()
+    view = SeededView(16, seed=3)
+    assert torch.equal(view(image, 5, 0), train_transform(16)(image))
+    assert torch.equal(view(image, 5, 1), view(image, 5, 1))
+    assert not torch.equal(view(image, 5, 1), view(image, 6, 1))
+    assert not torch.equal(view(image, 5, 1), view(image, 5, 2))
+    assert not torch.equal(view(image, 5, 1), SeededView(16, seed=4)(image, 5, 1))
+
+
+def test_teacher_and_student_resolutions_see_the_same_crop():
+    image = gradient_image()
+    for row in range(4):
+        big = SeededView(32, seed=0)(image, row, 1)
+        small = SeededView(16, seed=0)(image, row, 1)
+        shrunk = F.interpolate(big[None], size=(16, 16), mode="bilinear", antialias=True)[0]
+        other = SeededView(16, seed=0)(image, row + 10, 1)
+        assert (shrunk - small).abs().mean() < 0.1 < (other - small).abs().mean()
+
+
+def test_view_dataset_items_are_view_major(tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.png")
+        gradient_image(8 + i).save(paths[-1])
+    rows, views = every_view(np.array([0, 2]), 2)
+    assert rows.tolist() == [0, 2, 0, 2] and views.tolist() == [0, 0, 1, 1]
+    dataset = ViewDataset(paths, np.array([7, 8, 9]), rows, views, SeededView(8, 0))
+    assert [dataset[i][1:] for i in range(4)] == [(7, 0), (9, 2), (7, 3), (9, 5)]
+
+
+def test_one_view_per_image_shows_every_image_once_per_epoch():
+    sampler = OneViewPerImage(5, 3, torch.Generator().manual_seed(0))
+    first, second = list(sampler), list(sampler)
+    for epoch in (first, second):
+        assert sorted(i % 5 for i in epoch) == list(range(5)) and all(0 <= i < 15 for i in epoch)
+    assert first != second
+
+
+def test_positive_pairs_from_labels_views_and_neighbours():
+    labels = np.array([0, 0, 1, 1, 1, 2, 2])
+    n = len(labels)
+    g = torch.Generator().manual_seed(1)
+    pairs = np.array(list(PositivePairs(labels, 1, "labels", g))).reshape(-1, 2)
+    assert sorted(pairs[:, 0]) == list(range(n))
+    assert (labels[pairs[:, 0]] == labels[pairs[:, 1]]).all() and (pairs[:, 0] != pairs[:, 1]).all()
+
+    pairs = np.array(list(PositivePairs(labels, 3, "views", g))).reshape(-1, 2)
+    assert (pairs[:, 0] % n == pairs[:, 1] % n).all() and (pairs[:, 0] // n != pairs[:, 1] // n).all()
+
+    partners = np.array([3, 4, 5, 6, 0, 1, 2])
+    pairs = np.array(list(PositivePairs(labels, 2, "neighbours", g, partners))).reshape(-1, 2)
+    assert (partners[pairs[:, 0] % n] == pairs[:, 1] % n).all()
+
+
+def test_positive_pairs_refuse_what_cannot_pair():
+    import pytest
+    g = torch.Generator()
+    with pytest.raises(Exception, match="extract.views >= 2"):
+        PositivePairs(np.array([0, 0]), 1, "views", g)
+    with pytest.raises(Exception, match="training image 2 is alone in its class"):
+        PositivePairs(np.array([0, 0, 1]), 1, "labels", g)
