@@ -83,6 +83,7 @@ class MineParams(Section):
     index: str = "PQ8x4"
     k: PositiveInt = 64
     shortlist: int = Field(0, ge=0)  # > k: the index proposes this many candidates, re-ranked exactly
+    nprobe: PositiveInt = 16  # IVF indexes: inverted lists visited per query
     batch_size: PositiveInt = 4096
 
 

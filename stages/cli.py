@@ -127,3 +127,7 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+
+
+if __name__ == "__main__":  # `torchrun --nproc-per-node N -m stages.cli train S`
+    main()

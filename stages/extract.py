@@ -1,7 +1,8 @@
 """Stage `extract`: multi-scale GeM features of every listed image by one teacher -> HDF5.
 
 With extract.views = V > 1, the training images' augmented views 1..V−1 are described too
-(items view · N + row, after the N plain images). Progress is committed chunk by chunk to a scratch folder; a killed run resumes from the last
+(items view · N + row, after the N plain images). Under torchrun each rank extracts its share of
+the chunks and rank 0 assembles them into the one file a single process would write. Progress is committed chunk by chunk to a scratch folder; a killed run resumes from the last
 complete chunk, and the published file is identical to an uninterrupted run's.
 """
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pipeline.data.dataset import eval_transform, make_loader
 from pipeline.data.h5 import feature_writer
 from pipeline.data.views import SeededView, ViewDataset
 from pipeline.errors import RdistillError
-from pipeline.features.extract import default_device, describe
+from pipeline.distributed import barrier, device, init_from_env, is_main, main_first, rank_and_world
+from pipeline.features.extract import describe
 from pipeline.io import sha256_file
 from pipeline.models.registry import create
 from pipeline.models.weights import load_state_dict, load_strict
@@ -48,14 +50,18 @@ def extract(name: str, params_path: Path) -> None:
     items = np.concatenate([np.arange(n_rows)] + [v * n_rows + view_rows for v in range(1, p.views)])
     n_items = len(items)
     n_chunks = math.ceil(n_items / p.chunk_size)
-    store = ChunkStore(layout.scratch("extract", name),
-                       {**attrs, "dim": spec.dim, "chunk_size": p.chunk_size, "batch_size": p.batch_size})
+    init_from_env()
+    rank, world = rank_and_world()
+    store = main_first(lambda: ChunkStore(layout.scratch("extract", name), {
+        **attrs, "dim": spec.dim, "chunk_size": p.chunk_size, "batch_size": p.batch_size}))
     done = store.done()
-    pending = [c for c in range(n_chunks) if c not in done]
+    # Under torchrun, rank r extracts every world-th pending chunk; rank 0 then assembles the file.
+    pending = [c for c in range(n_chunks) if c not in done][rank::world]
     positions = np.concatenate([np.arange(c * p.chunk_size, min((c + 1) * p.chunk_size, n_items)) for c in pending]
                                or [np.zeros(0, dtype=np.int64)])
-    log.info("extract %s: %d of %d items (images and views) already extracted, extracting %d",
-             name, n_items - len(positions), n_items, len(positions))
+    log.info("extract %s: %d of %d items (images and views) already extracted, extracting %d%s",
+             name, sum(min(p.chunk_size, n_items - c * p.chunk_size) for c in done), n_items, len(positions),
+             f" (rank {rank} of {world})" if world > 1 else "")
     if len(positions):
         todo = items[positions]
         dataset = ViewDataset(image_list.paths, image_list.labels, todo % n_rows, todo // n_rows,
@@ -65,7 +71,7 @@ def extract(name: str, params_path: Path) -> None:
         # run sees exactly the batches an uninterrupted run would.
         loader = make_loader(dataset, p.batch_size, p.workers, by_shape=True)
         buffers: dict[int, dict[int, np.ndarray]] = {}
-        for batch_items, feats in describe(net, loader, p.scales, len(dataset), default_device(), desc=f"extract {name}"):
+        for batch_items, feats in describe(net, loader, p.scales, len(dataset), device(), desc=f"extract {name}"):
             bad = np.flatnonzero(~np.isfinite(feats).all(axis=1) | ~feats.any(axis=1))
             if bad.size:
                 row = batch_items[bad[0]] % n_rows
@@ -75,6 +81,9 @@ def extract(name: str, params_path: Path) -> None:
             for chunk in [c for c, got in buffers.items() if len(got) == min(p.chunk_size, n_items - c * p.chunk_size)]:
                 got = buffers.pop(chunk)
                 store.save(chunk, {"rows": np.asarray(sorted(got)), "features": np.stack([got[r] for r in sorted(got)])})
+    barrier()
+    if not is_main():
+        return
     with feature_writer(layout.raw_features(name), image_list.ids, attrs, p.chunk_size, view_rows, p.views) as writer:
         for chunk in range(n_chunks):
             arrays = store.load(chunk, ["rows", "features"])

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from pipeline import layout
 from pipeline.data.h5 import read_arrays, write_arrays
-from pipeline.index.search import check_k, load_index, recall_at_k, save_index
+from pipeline.index.search import check_k, load_index, recall_at_k, save_index, set_nprobe
 from pipeline.index.stream import RowReader, build_streamed_index, exact_neighbours, streamed_neighbours
 from pipeline.io import atomic_path, write_json
 from pipeline.params import load_params
@@ -43,6 +43,7 @@ def mine(name: str, params_path: Path) -> None:
     train = image_list.train_rows()
     check_k(p.k, len(train))
     attrs = {"teacher": name, "list_sha256": list_sha, "index": p.index, "k": p.k, "shortlist": p.shortlist,
+             "nprobe": p.nprobe,
              "weights_sha256": whitened_attrs["weights_sha256"], "versions": library_versions()}
     store = ChunkStore(layout.scratch("mine", name), {**attrs, "batch_size": p.batch_size})
     reader = RowReader(source, train)
@@ -53,6 +54,7 @@ def mine(name: str, params_path: Path) -> None:
         index = build_streamed_index(reader, p.index)
         with atomic_path(index_file) as tmp:
             save_index(index, tmp)
+    set_nprobe(index, p.nprobe)
     starts = range(0, len(train), p.batch_size)
     pending = [b for b, _ in enumerate(starts) if b not in store.done()]
     log.info("mine %s: %d of %d query batches already done", name, len(starts) - len(pending), len(starts))

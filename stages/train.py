@@ -12,7 +12,7 @@ from pipeline.data.dataset import make_loader
 from pipeline.data.h5 import read_arrays
 from pipeline.data.views import OneViewPerImage, PositivePairs, SeededView, ViewDataset, every_view
 from pipeline.errors import RdistillError
-from pipeline.features.extract import default_device
+from pipeline.distributed import Shard, device, init_from_env, is_main, rank_and_world
 from pipeline.io import atomic_path, write_json
 from pipeline.losses.whiten_mtd import fused_nearest
 from pipeline.models.registry import create
@@ -76,6 +76,7 @@ def train(name: str, params_path: Path) -> None:
     params = load_params(params_path)
     spec, p = student(params, name, params_path), params.train
     recipe = spec.recipe
+    init_from_env()
     seed_everything(params.seed)
     image_list, list_sha = prepared_list()
     rows = image_list.train_rows()
@@ -92,19 +93,24 @@ def train(name: str, params_path: Path) -> None:
     key_rows, key_views = every_view(rows, n_views)
     dataset = ViewDataset(image_list.paths, labels, key_rows, key_views,
                           SeededView(p.student.image_size, attrs.get("seed", params.seed)))
+    rank, world = rank_and_world()
     if pairs_from is not None:
         partners = pair_partners(spec.method, params, targets, spec.teachers, list_sha, rows)
-        sampler, batch_size = (lambda g: PositivePairs(labels[rows], n_views, pairs_from, g, partners)), 2 * recipe.batch_size
+        epoch, unit = (lambda g: PositivePairs(labels[rows], n_views, pairs_from, g, partners)), 2
     else:
-        sampler, batch_size = (lambda g: OneViewPerImage(len(rows), n_views, g)), recipe.batch_size
-    loader = make_loader(dataset, batch_size, p.workers, seed=params.seed, sampler=sampler)
+        epoch, unit = (lambda g: OneViewPerImage(len(rows), n_views, g)), 1
+    # Under torchrun each rank takes its shard of every epoch and of every batch (batch_size is global).
+    sampler = (lambda g: Shard(epoch(g), rank, world, unit)) if world > 1 else epoch
+    loader = make_loader(dataset, unit * recipe.batch_size // world, p.workers, seed=params.seed, sampler=sampler)
     log.info("training student %s (%s, %s from %s, %d view(s)) on %d images", name, p.student.arch, spec.method,
              "+".join(spec.teachers), n_views, len(rows))
     store = ChunkStore(layout.scratch("train", name), {"params": params.model_dump(), "list_sha256": list_sha,
                                                         "teacher_sha256": targets.source_sha256})
-    history = fit(net, objective, loader, recipe, default_device(),
+    history = fit(net, objective, loader, recipe, device(),
                   on_epoch=lambda r: log.info("%s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"]),
                   checkpoint=store.file("checkpoint.pt"))
+    if not is_main():
+        return
     checkpoint = {"arch": p.student.arch, "dim": targets.dim, "image_size": p.student.image_size,
                   "method": spec.method, "teacher": spec.gallery, "teachers": spec.teachers,
                   "state_dict": net.cpu().state_dict()}

@@ -165,3 +165,21 @@ def test_interrupted_mining_resumes_from_finished_query_batches(project, monkeyp
     resumed = (project / "data/neighbours/t.h5").read_bytes()
     mine_stage.mine("t", Path("params.yaml"))
     assert (project / "data/neighbours/t.h5").read_bytes() == resumed
+
+
+def test_extraction_sharded_over_two_torchrun_ranks_equals_one_process(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["extract"]["views"] = 2  # the training images' augmented views are sharded too
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    single = subprocess.run([RDISTILL, "extract", "t"], cwd=project, capture_output=True, text=True)
+    assert single.returncode == 0, single.stderr
+    expected = (project / "data/features/t.h5").read_bytes()
+    (project / "data/features/t.h5").unlink()
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    sharded = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "stages.cli", "extract", "t"],
+                             cwd=project, capture_output=True, text=True, env=env, timeout=600)
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    assert "(rank 0 of 2)" in sharded.stderr and "(rank 1 of 2)" in sharded.stderr
+    assert (project / "data/features/t.h5").read_bytes() == expected
+    assert not (project / "data/.partial/extract-t").exists()

@@ -31,6 +31,17 @@ def new_index(dim: int, factory: str) -> faiss.Index:
                             f"({str(exc).strip().splitlines()[-1]})") from None
 
 
+def set_nprobe(index: faiss.Index, nprobe: int) -> faiss.Index:
+    """Inverted lists visited per query, for IVF indexes (others are returned unchanged)."""
+    try:
+        faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return index
+    space = faiss.GpuParameterSpace() if faiss.get_num_gpus() > 0 else faiss.ParameterSpace()
+    space.set_index_parameter(index, "nprobe", nprobe)
+    return index
+
+
 def build_index(db: np.ndarray, factory: str) -> faiss.Index:
     """Train and fill an index from a FAISS index-factory string (inner-product metric). db: (N, D)."""
     db = np.ascontiguousarray(db, dtype=np.float32)

@@ -50,6 +50,12 @@ class RowReader:
         """Release the file."""
         self.h5.close()
 
+    def __enter__(self) -> "RowReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def build_streamed_index(reader: RowReader, factory: str, train_size: int = 65536) -> faiss.Index:
     """A FAISS index (factory string, inner product) trained on an even sample and filled block by block."""

@@ -20,20 +20,38 @@ def soft_bins(scores: Tensor, n_bins: int = 25) -> Tensor:
     return p
 
 
-def soft_ap(scores: Tensor, relevance: Tensor, n_bins: int = 25) -> Tensor:
-    """Binned AP per row (METHODS §6): Σ_b Prec(b) ΔRec(b). scores, relevance: (Q, M) -> (Q,)."""
-    p = soft_bins(scores, n_bins)  # (Q, M, C)
-    positives_per_bin = (p * relevance.unsqueeze(-1)).sum(1)  # (Q, C)
-    all_per_bin = p.sum(1)
+def binned_sums(scores: Tensor, weights: Tensor, n_bins: int = 25) -> Tensor:
+    """Σ_m p(s_m, b) · w_m per row and bin, with p the soft_bins assignment. (Q, M) -> (Q, C).
+
+    A score lies between two adjacent centres and gives them weights 1 − f and f (f its fractional
+    position), so the sums are two scatter-adds instead of a (Q, M, C) tensor; scores beyond ±1
+    saturate in the first or last bin.
+    """
+    delta = 2.0 / (n_bins - 1)
+    position = ((1.0 - scores) / delta).clamp(0, n_bins - 1)  # 0 at centre c_1 = 1, C − 1 at c_C = −1
+    lower = position.detach().floor().clamp(max=n_bins - 2).long()
+    upper_share = position - lower
+    sums = scores.new_zeros(scores.shape[0], n_bins)
+    sums = sums.scatter_add(1, lower, (1 - upper_share) * weights)
+    return sums.scatter_add(1, lower + 1, upper_share * weights)
+
+
+def soft_ap(scores: Tensor, relevance: Tensor, n_bins: int = 25, counted: Tensor | None = None) -> Tensor:
+    """Binned AP per row (METHODS §6): Σ_b Prec(b) ΔRec(b). scores, relevance: (Q, M) -> (Q,).
+
+    counted: (Q, M) 0/1, the entries that take part (default all; relevance must be 0 where it is 0).
+    """
+    positives_per_bin = binned_sums(scores, relevance, n_bins)  # (Q, C)
+    all_per_bin = binned_sums(scores, torch.ones_like(scores) if counted is None else counted, n_bins)
     precision = positives_per_bin.cumsum(1) / all_per_bin.cumsum(1).clamp_min(1e-12)
     recall_step = positives_per_bin / positives_per_bin.sum(1, keepdim=True).clamp_min(1e-12)
     return (precision * recall_step).sum(1)
 
 
-def ap_loss(scores: Tensor, relevance: Tensor, n_bins: int = 25) -> Tensor:
-    """mean over rows with a positive of 1 − AP (rows without one are left out)."""
-    has_positive = relevance.sum(1) > 0
-    return (1 - soft_ap(scores[has_positive], relevance[has_positive], n_bins)).mean()
+def ap_loss(scores: Tensor, relevance: Tensor, n_bins: int = 25, counted: Tensor | None = None) -> Tensor:
+    """mean over rows with a positive of 1 − AP (rows without one are left out); `counted` as in soft_ap."""
+    has_positive = (relevance.sum(1) > 0).to(scores.dtype)
+    return ((1 - soft_ap(scores, relevance, n_bins, counted)) * has_positive).sum() / has_positive.sum()
 
 
 def mix(features: Tensor, partners: Tensor, lam: float) -> Tensor:
@@ -66,7 +84,8 @@ def mixup_ap_loss(s: Tensor, t: Tensor, rounds: int = 10, alpha: float = 1.0, ta
     s, t = F.normalize(s, dim=1), F.normalize(t, dim=1)
     b = len(s)
     beta = torch.distributions.Beta(torch.tensor(float(alpha)), torch.tensor(float(alpha)))
-    not_self = ~torch.eye(2 * b, dtype=torch.bool, device=s.device)
+    # Each row ranks the other 2B − 1 samples: its own entry takes no part (weight 0), no masking copies.
+    counted = 1 - torch.eye(2 * b, dtype=s.dtype, device=s.device)
     total = s.new_zeros(())
     for _ in range(rounds):
         lam = float(beta.sample())
@@ -74,7 +93,6 @@ def mixup_ap_loss(s: Tensor, t: Tensor, rounds: int = 10, alpha: float = 1.0, ta
         f_t = torch.cat([t, mix(t, partners, lam)])
         f_s = torch.cat([s, mix(s, partners, lam).detach()])
         y = mixup_labels(f_t @ f_t.T, partners, tau)
-        scores = (f_s @ f_s.T)[not_self].view(2 * b, 2 * b - 1)
-        total = total + ap_loss(scores, y[not_self].view(2 * b, 2 * b - 1).to(s.dtype), n_bins)
+        total = total + ap_loss(f_s @ f_s.T, y.to(s.dtype) * counted, n_bins, counted)
     return total / rounds
 

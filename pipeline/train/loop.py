@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from pipeline.distributed import barrier, is_main, rank_and_world
 from pipeline.io import atomic_path
 from pipeline.params import Recipe
 
@@ -80,18 +81,35 @@ def restore_rng_states(states: dict, loader: DataLoader) -> None:
         loader.generator.set_state(states["loader"])
 
 
+class TrainingStep(nn.Module):
+    """Network and objective as one module, so that DDP synchronises the gradients of both (e.g. class proxies)."""
+
+    def __init__(self, net: nn.Module, objective: nn.Module):
+        super().__init__()
+        self.net, self.objective = net, objective
+
+    def forward(self, images, labels, items):
+        return self.objective(self.net(images), labels, items)
+
+
 def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe, device: torch.device,
         on_epoch: Callable[[dict], None] | None = None, checkpoint: Path | None = None) -> list[dict]:
     """Train `net` to minimise `objective(net(images), labels, items)` with the recipe's optimiser and schedule.
 
     With `checkpoint`, the full training state (weights, optimiser, schedule, weight average, random
     states, epoch) is saved atomically after every epoch, and a run that finds one resumes after its epoch.
+    Under torchrun (a process group), gradients are averaged over the ranks with DDP, each rank
+    training on its shard of every batch; only rank 0 writes the checkpoint.
     Returns one record per epoch: {epoch, loss, seconds}.
     """
     net.to(device).train()
     objective.to(device).train()
+    step = TrainingStep(net, objective)
+    if rank_and_world()[1] > 1:
+        # Cached teacher features are buffers of the objective: never broadcast them at every step.
+        step = nn.parallel.DistributedDataParallel(step, broadcast_buffers=False)
     optimizer = make_optimizer([*net.parameters(), *objective.parameters()], recipe)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, recipe, len(loader)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(i, recipe, len(loader)))
     to_average = averaged_epochs(recipe)
     average = torch.optim.swa_utils.AveragedModel(net, use_buffers=True) if to_average else None
     history: list[dict] = []
@@ -111,7 +129,7 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
         for images, labels, items in tqdm(loader, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch",
                                           leave=False, mininterval=1.0):
             images, labels, items = (t.to(device, non_blocking=True) for t in (images, labels, items))
-            loss = objective(net(images), labels, items)
+            loss = step(images, labels, items)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -121,12 +139,13 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
             average.update_parameters(net)
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - start}
         history.append(record)
-        if checkpoint is not None:
+        if checkpoint is not None and is_main():
             with atomic_path(checkpoint) as tmp:
                 torch.save({"net": net.state_dict(), "objective": objective.state_dict(),
                             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                             "average": average.state_dict() if average is not None else {},
                             "rng": rng_states(loader), "history": history}, tmp)
+        barrier()
         if on_epoch:
             on_epoch(record)
     if average is not None:  # METHODS §6: the final student averages the weights of the chosen epochs

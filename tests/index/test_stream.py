@@ -49,3 +49,14 @@ def test_streamed_mining_matches_in_memory_mining_and_exact_search(tmp_path, rng
     assert np.array_equal(got[1], want[1]) and np.allclose(got[0], want[0], atol=1e-6)  # same training rows, same index
     assert recall_at_k(got[1], exact) > 0.95
     assert not np.any(got[1] == np.arange(300)[:, None])  # never its own neighbour
+
+
+def test_ivf_pq_path_mines_through_the_same_streamed_functions(tmp_path, rng):
+    from pipeline.index.search import set_nprobe
+    import faiss
+    path, x = feature_file(tmp_path, rng, n=2000, dim=16)
+    reader = RowReader(path, np.arange(2000), block=256)
+    index = set_nprobe(build_streamed_index(reader, "IVF16,PQ4x4"), 16)
+    assert faiss.extract_index_ivf(index).nprobe == 16  # every list: exact up to the PQ codes
+    _, ids = streamed_neighbours(index, reader, 0, 200, k=10, shortlist=200)
+    assert recall_at_k(ids, exact_neighbours(reader, np.arange(200), 10)) > 0.95

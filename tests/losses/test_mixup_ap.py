@@ -67,3 +67,44 @@ def test_gradcheck_of_the_ap_loss():
     scores = (torch.rand(3, 6, dtype=torch.float64) * 1.8 - 0.9).requires_grad_()
     relevance = torch.tensor([[1, 0, 1, 0, 0, 1]] * 3, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda x: ap_loss(x, relevance, 9), (scores,))
+
+
+def test_binned_sums_equal_the_soft_bin_assignment_and_its_gradient():
+    from pipeline.losses.mixup_ap import binned_sums
+    torch.manual_seed(0)
+    scores = (torch.rand(4, 9, dtype=torch.float64) * 2.4 - 1.2).requires_grad_()
+    weights = torch.rand(4, 9, dtype=torch.float64)
+    by_bins = (soft_bins(scores, 7) * weights.unsqueeze(-1)).sum(1)
+    fast = binned_sums(scores, weights, 7)
+    assert torch.allclose(fast, by_bins)
+    g1, = torch.autograd.grad((by_bins * torch.arange(7.0, dtype=torch.float64)).sum(), scores)
+    g2, = torch.autograd.grad((fast * torch.arange(7.0, dtype=torch.float64)).sum(), scores)
+    assert torch.allclose(g1, g2)
+
+
+def test_mixup_ap_loss_equals_a_plain_reference_that_drops_self_by_masking():
+    torch.manual_seed(0)
+    s = torch.randn(10, 5, dtype=torch.float64)
+    t = torch.randn(10, 5, dtype=torch.float64)
+    torch.manual_seed(3)
+    got = mixup_ap_loss(s, t, rounds=3, alpha=1.0, tau=0.5, n_bins=11)
+    torch.manual_seed(3)
+    s, t = torch.nn.functional.normalize(s, dim=1), torch.nn.functional.normalize(t, dim=1)
+    beta = torch.distributions.Beta(torch.tensor(1.0), torch.tensor(1.0))
+    losses = []
+    for _ in range(3):
+        lam = float(beta.sample())
+        partners = torch.randint(10, (10,))
+        f_t, f_s = torch.cat([t, mix(t, partners, lam)]), torch.cat([s, mix(s, partners, lam)])
+        y = mixup_labels(f_t @ f_t.T, partners, 0.5)
+        per_row = []
+        for q in range(20):
+            others = [m for m in range(20) if m != q]
+            rel = y[q, others].double()
+            if rel.sum() == 0:
+                continue
+            p = soft_bins((f_s[q] @ f_s[others].T), 11)  # (19, C)
+            pos, every = (p * rel[:, None]).sum(0), p.sum(0)
+            per_row.append(1 - ((pos.cumsum(0) / every.cumsum(0).clamp_min(1e-12)) * pos / pos.sum()).sum())
+        losses.append(torch.stack(per_row).mean())
+    assert torch.isclose(got, torch.stack(losses).mean())

@@ -1,0 +1,113 @@
+"""Training from cached teacher features vs the student's own step, and vs running the teacher online.
+
+D3still setting: ResNet-50 teacher at 256 px, ResNet-18 student at 64 px (METHODS §5). Measured in
+one run: the student's forward+backward+step on batches in memory (t_s), the teacher's forward (t_t),
+an epoch of the real training loop from the cache (decoding in DataLoader workers, features looked up
+by row) and the online step (teacher forward + student step). Speedup limit = (t_t + t_s) / t_s.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import typer
+
+from benchmarks.common import write_result
+from benchmarks.images import write_images
+
+
+def main(images: int = 128, batch: int = 32, teacher_size: int = 256, student_size: int = 64, workers: int = 1) -> None:
+    """Write benchmarks/results/training.json."""
+    from pipeline.data.dataset import make_loader
+    from pipeline.data.listfile import read_list
+    from pipeline.data.views import OneViewPerImage, SeededView, ViewDataset, every_view
+    from pipeline.losses.d3still import d3still
+    from pipeline.models.registry import create
+    from pipeline.params import Recipe, TrainParams
+    from pipeline.train.loop import fit, make_optimizer
+    from pipeline.train.objectives import Targets, build_objective
+
+    torch.manual_seed(0)
+    teacher, student = create("resnet50", None).eval(), create("resnet18", 2048)
+    params = TrainParams()
+    with tempfile.TemporaryDirectory() as tmp:
+        image_list = read_list(write_images(Path(tmp), images))
+        rows = image_list.train_rows()
+
+        def batches(size: int) -> list[torch.Tensor]:
+            view = SeededView(size, 0)
+            dataset = ViewDataset(image_list.paths, image_list.labels, *every_view(rows, 1), view)
+            return [x for x, _, _ in make_loader(dataset, batch, 0)]
+
+        big, small = batches(teacher_size), batches(student_size)
+        with torch.no_grad():
+            cached = torch.cat([teacher(x) for x in big])  # the cache: teacher features of every row
+        targets = Targets(cached[None], None, 0, cached.shape[1])
+        objective = build_objective("d3still", params, targets)
+        optimizer = make_optimizer(student.parameters(), Recipe())
+
+        def student_step(x, rows_batch) -> float:
+            loss = objective(student(x), None, rows_batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+
+        row_batches = [torch.arange(i, min(i + batch, images)) for i in range(0, images, batch)]
+        student_step(small[0], row_batches[0])  # warm-up
+        start = time.perf_counter()
+        for x, r in zip(small, row_batches):
+            student_step(x, r)
+        t_student = (time.perf_counter() - start) / len(small)
+        with torch.no_grad():
+            teacher(big[0])
+            start = time.perf_counter()
+            for x in big:
+                teacher(x)
+            t_teacher = (time.perf_counter() - start) / len(big)
+
+        def online_step(xb, xs) -> float:
+            with torch.no_grad():
+                g = teacher(xb)
+            loss = d3still(student(xs), g, params.d3still.k, params.d3still.m, params.d3still.alpha,
+                           params.d3still.beta, params.d3still.gamma)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+
+        start = time.perf_counter()
+        for xb, xs in zip(big, small):
+            online_step(xb, xs)
+        t_online = (time.perf_counter() - start) / len(big)
+
+        # equal loss values on the same batch: cached lookup vs the teacher run online
+        with torch.no_grad():
+            q = student.eval()(small[1])
+            loss_cached = objective(q, None, row_batches[1]).item()
+            loss_online = d3still(q, teacher(big[1]), params.d3still.k, params.d3still.m, params.d3still.alpha,
+                                  params.d3still.beta, params.d3still.gamma).item()
+        student.train()
+
+        dataset = ViewDataset(image_list.paths, image_list.labels, *every_view(rows, 1), SeededView(student_size, 0))
+        loader = make_loader(dataset, batch, workers, seed=0, sampler=lambda g: OneViewPerImage(len(rows), 1, g))
+        history = fit(student, objective, loader, Recipe(epochs=2, batch_size=batch), torch.device("cpu"))
+        t_cached = history[-1]["seconds"] / len(loader)  # the second epoch: workers already started
+    limit = (t_teacher + t_student) / t_student
+    speedup = t_online / t_cached
+    figures = {"student_step_s": t_student, "teacher_forward_s": t_teacher, "cached_step_s": t_cached,
+               "online_step_s": t_online, "epoch_vs_student_step": t_cached / t_student,
+               "speedup_vs_online": speedup, "speedup_limit": limit, "speedup_share_of_limit": speedup / limit,
+               "loss_cached": loss_cached, "loss_online": loss_online}
+    write_result("training", {"images": images, "batch": batch, "teacher": f"resnet50 @ {teacher_size}px",
+                              "student": f"resnet18 @ {student_size}px", "loss": "d3still", "workers": workers},
+                 figures, {"epoch <= 1.1 x student step": figures["epoch_vs_student_step"] <= 1.1,
+                           "speedup >= 0.9 x limit": figures["speedup_share_of_limit"] >= 0.9,
+                           "equal loss on the same batch": bool(np.isclose(loss_cached, loss_online, rtol=1e-5))})
+
+
+if __name__ == "__main__":
+    typer.run(main)
