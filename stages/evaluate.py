@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from pipeline import layout
@@ -14,6 +15,8 @@ from pipeline.evaluate.protocols import GroundTruth, load_ground_truth, score, t
 from pipeline.evaluate.revisited import format_revisited
 from pipeline.features.extract import default_device, describe_all
 from pipeline.io import atomic_path, write_json
+from pipeline.losses.whiten_mtd import mean_reciprocal_rank
+from pipeline.whitening.pca import angle_statistics
 from pipeline.models.registry import create
 from pipeline.models.weights import load_state_dict, load_strict
 from pipeline.params import TEACHER_SPACE_METHODS, load_params
@@ -101,9 +104,16 @@ def evaluate_ensemble(params_path: Path) -> str:
     image_list, list_sha = prepared_list()
     truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
     teachers = list(params.teachers)
-    joint = ensemble_mean_features([read_checked_features(layout.whitened_features(t), list_sha, t).features
-                                    for t in teachers])
+    files = [read_checked_features(layout.whitened_features(t), list_sha, t) for t in teachers]
+    joint = ensemble_mean_features([f.features for f in files])
     result = score(image_list, joint, joint, truth, params.evaluate.recall_at)
     result.pop("pr_curve", None)
-    write_json(layout.metrics("eval_ensemble", "EM"), {"teachers": teachers, "symmetric": result})
+    diagnostics = {t: {"angles": angle_statistics(f.features[image_list.train_rows()])} for t, f in zip(teachers, files)}
+    if all(f.views is not None for f in files):  # Whiten-MTD's MRR: plain image vs its first view, per teacher and fused
+        per_teacher = [torch.from_numpy(f.features[f.view_rows] @ f.views[0].T) for f in files]
+        for t, sim in zip(teachers, per_teacher):
+            diagnostics[t]["view_mrr"] = float(mean_reciprocal_rank(sim))
+        diagnostics["EM"] = {"view_mrr": float(mean_reciprocal_rank(torch.stack(per_teacher).mean(0)))}
+    write_json(layout.metrics("eval_ensemble", "EM"), {"teachers": teachers, "symmetric": result,
+                                                       "diagnostics": diagnostics})
     return print_revisited(truth, {"symmetric": result}, params.evaluate.recall_at)

@@ -77,6 +77,9 @@ def test_repro_runs_every_stage_and_writes_the_table(repo):
     assert "d3 (resnet18, d3still) | asymmetric (→ mnv3 gallery)" in table
     assert "| EM (r18 + mnv3) | ensemble mean" in table and "mtd (resnet18, whiten_mtd from r18 + mnv3) | symmetric" in table
     assert "no_distill (resnet18, no_distill) | asymmetric" not in table
+    em = json.loads((root / "metrics/eval_ensemble/EM.json").read_text())
+    assert em["teachers"] == ["r18", "mnv3"] and 0 < em["diagnostics"]["EM"]["view_mrr"] <= 1
+    assert em["diagnostics"]["r18"]["angles"]["isotropic_var_cos"] == 1 / 8
     csd = json.loads((root / "metrics/eval/csd.json").read_text())
     assert 0 <= csd["asymmetric"]["mAP"] <= 1 and csd["symmetric"]["queries"] == 120
     curve = json.loads((root / "plots/pr/csd.json").read_text())["pr"]

@@ -32,8 +32,11 @@ def results_table(teachers: dict[str, dict], students: dict[str, dict], training
         lines.append(row(f"teacher {name}", f"raw ({result['raw']['dim']}-d)", result["raw"]))
         lines.append(row(f"teacher {name}", f"whitened ({result['whitened']['dim']}-d)", result["whitened"]))
     for name, result in sorted((ensembles or {}).items()):
+        mrr = {k: d["view_mrr"] for k, d in result.get("diagnostics", {}).items() if "view_mrr" in d}
+        notes = (f"MRR of plain image vs its view: {name} {mrr.pop(name):.3f} ("
+                 + ", ".join(f"{k} {v:.3f}" for k, v in mrr.items()) + ")") if name in mrr else ""
         lines.append(row(f"{name} ({' + '.join(result['teachers'])})", "ensemble mean of whitened similarities",
-                         result["symmetric"]))
+                         result["symmetric"], notes))
     references = [cells(r["symmetric"])["mAP"] for r in students.values() if r["method"] == "no_distill"]
     for name, result in sorted(students.items(), key=lambda kv: (kv[1]["method"] != "no_distill", kv[0])):
         seconds = training.get(name, {}).get("seconds_per_epoch")

@@ -57,3 +57,15 @@ def apply_whitening(w: Whitening, z: np.ndarray, batch: int = 65536) -> np.ndarr
         u = (z[start:start + batch].astype(np.float64) - w.mean) @ w.projection.T
         out[start:start + batch] = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
     return out
+
+
+def angle_statistics(features: np.ndarray, n_pairs: int = 20000, seed: int = 0) -> dict:
+    """Cosines of random pairs vs the isotropic sin^(n−2)θ law of whitened features (METHODS §2 check).
+
+    Returns the sample's mean and variance of cos θ and the law's (0 and 1/n for n dimensions).
+    """
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(len(features), size=(2, n_pairs))
+    keep = a != b
+    cos = np.einsum("nd,nd->n", features[a[keep]], features[b[keep]])
+    return {"mean_cos": float(cos.mean()), "var_cos": float(cos.var()), "isotropic_var_cos": 1.0 / features.shape[1]}

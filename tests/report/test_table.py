@@ -13,11 +13,13 @@ def test_table_has_teacher_student_and_reference_rows_with_ratios():
     }
     students["mtd"] = {"method": "whiten_mtd", "arch": "resnet18", "teacher": "t", "teachers": ["t", "u"],
                        "symmetric": scores(0.66)}
-    ensembles = {"EM": {"teachers": ["t", "u"], "symmetric": scores(0.85)}}
+    ensembles = {"EM": {"teachers": ["t", "u"], "symmetric": scores(0.85),
+                        "diagnostics": {"t": {"view_mrr": 0.5}, "u": {"view_mrr": 0.25}, "EM": {"view_mrr": 0.75}}}}
     table = results_table(teachers, students, {"csd": {"seconds_per_epoch": 2.0}}, ensembles)
     lines = table.splitlines()
     assert lines[2] == "| teacher t | raw (64-d) | 0.900 | 0.500 | 0.750 | 1.000 |  |"
-    assert lines[4] == "| EM (t + u) | ensemble mean of whitened similarities | 0.850 | 0.500 | 0.750 | 1.000 |  |"
+    assert lines[4] == ("| EM (t + u) | ensemble mean of whitened similarities | 0.850 | 0.500 | 0.750 | 1.000 "
+                        "| MRR of plain image vs its view: EM 0.750 (t 0.500, u 0.250) |")
     assert lines[5].startswith("| ref (resnet18, no_distill) | symmetric | 0.650")
     assert lines[6] == "| csd (resnet18, csd) | symmetric | 0.700 | 0.500 | 0.750 | 1.000 | 2.0 s/epoch; +0.050 mAP vs no_distill |"
     assert lines[7].endswith("| 0.75 × whitened teacher mAP |")  # 0.6 / 0.8

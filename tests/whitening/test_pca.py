@@ -74,3 +74,13 @@ def test_no_warning_with_enough_images_and_signal(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         learn_pca(z, 8)
+
+
+def test_angle_statistics_of_isotropic_features_follow_the_sin_power_law(rng):
+    from pipeline.whitening.pca import angle_statistics
+    x = rng.standard_normal((5000, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    stats = angle_statistics(x)
+    assert abs(stats["mean_cos"]) < 0.01 and abs(stats["var_cos"] - 1 / 16) < 0.005
+    skewed = np.abs(x)  # all in one orthant: cosines positive
+    assert angle_statistics(skewed)["mean_cos"] > 0.5
