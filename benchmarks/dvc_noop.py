@@ -13,20 +13,20 @@ from benchmarks.common import write_result
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main(repeat: int = 3) -> None:
+def main(repeat: int = 3, root: Path = typer.Option(ROOT, help="A reproduced demo (default: this repository).")) -> None:
     """Write benchmarks/results/dvc_noop.json (refuses to time a repro that would run stages)."""
-    status = json.loads(subprocess.run(["dvc", "status", "--json"], cwd=ROOT, capture_output=True, text=True,
+    status = json.loads(subprocess.run(["dvc", "status", "--json"], cwd=root, capture_output=True, text=True,
                                        check=True).stdout or "{}")
     if status:
         raise SystemExit(f"dvc_noop: {len(status)} stage(s) are not up to date; run `dvc repro` first")
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run(["dvc", "repro"], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["dvc", "repro"], cwd=root, capture_output=True, check=True)
         times.append(time.perf_counter() - start)
-    stages = len(subprocess.run(["dvc", "stage", "list"], cwd=ROOT, capture_output=True, text=True,
+    stages = len(subprocess.run(["dvc", "stage", "list"], cwd=root, capture_output=True, text=True,
                                 check=True).stdout.splitlines())
-    write_result("dvc_noop", {"stages": stages, "repeat": repeat}, {"seconds": min(times), "all_seconds": times},
+    write_result("dvc_noop", {"stages": stages, "repeat": repeat, "root": str(root)}, {"seconds": min(times), "all_seconds": times},
                  {"no-op dvc repro < 3 s": min(times) < 3.0})
 
 

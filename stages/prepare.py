@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from pipeline import layout
-from pipeline.data.checks import outside_root, undecodable
+from pipeline.data.checks import check_images, outside_root
 from pipeline.data.digits import export_digits
 from pipeline.data.importers import Imported
 from pipeline.data.importers.images import import_folder, import_mnist
@@ -97,19 +97,21 @@ def gather(p: PrepareParams, seed: int) -> Imported:
 
 
 def prepare(params_path: Path) -> None:
-    """Write data/prepared/list.csv (and ground_truth.json for the revisited protocol)."""
+    """Write data/prepared/list.csv (with each image's md5 when images are checked) and ground_truth.json."""
     params = load_params(params_path)
     p = params.prepare
     rows = gather(p, params.seed)
-    bad = undecodable(rows.paths) if p.check_images else {}
+    bad, digests = check_images(rows.paths) if p.check_images else ({}, None)
     if bad and p.on_bad_image == "fail":
         row = min(bad)
         raise RdistillError(f"{bad[row]} (row {row}); set prepare.on_bad_image: skip to leave such images out")
     rows = without_rows(rows, bad)
+    if digests is not None:
+        digests = [d for row, d in enumerate(digests) if row not in bad]
     write_skipped(bad, rows_before=len(rows.paths) + len(bad))
     base = layout.PREPARED.resolve()
     relative = [os.path.relpath(Path(path).resolve(), base) for path in rows.paths]
-    if rows.ground_truth is not None:
-        with atomic_path(layout.GROUND_TRUTH) as tmp:
-            tmp.write_text(json.dumps(rows.ground_truth))
-    write_list(layout.LIST, relative, rows.labels, rows.splits, rows.cameras, rows.bboxes)
+    # Always written (null without a revisited ground truth), so that stages can depend on it.
+    with atomic_path(layout.GROUND_TRUTH) as tmp:
+        tmp.write_text(json.dumps(rows.ground_truth))
+    write_list(layout.LIST, relative, rows.labels, rows.splits, rows.cameras, rows.bboxes, digests)

@@ -269,3 +269,19 @@ def test_every_refused_image_kind_stops_prepare_with_one_line(tmp_path, kind, re
                         rf"images out", last_line(result))
     assert "Traceback" not in result.stderr
     assert digest(tmp_path / "data") == before
+
+
+def test_prepared_list_carries_each_image_md5_so_an_edited_image_changes_it(tmp_path):
+    images = user_list(tmp_path, ["a.png,0,train", "c.png,1,test"], {"on_bad_image": "fail"})
+    good(images, "a.png")
+    good(images, "c.png")
+    assert rdistill(tmp_path, "prepare").returncode == 0
+    listed = tmp_path / "data/prepared/list.csv"
+    rows = listed.read_text().splitlines()
+    assert rows[0] == "path,label,split,md5"
+    assert rows[1].endswith("," + hashlib.md5((images / "a.png").read_bytes()).hexdigest())
+    assert (tmp_path / "data/prepared/ground_truth.json").read_text() == "null"
+    before = listed.read_bytes()
+    Image.new("RGB", (9, 9), (1, 2, 3)).save(images / "c.png")
+    assert rdistill(tmp_path, "prepare").returncode == 0
+    assert listed.read_bytes() != before

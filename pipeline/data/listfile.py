@@ -2,7 +2,8 @@
 
 Splits: `train` (whitening, mining, training), `query`, `gallery`, and `test` (a row that is both
 a query and a gallery image; a query is never matched against itself). Optional columns: `camera`
-(integer camera id, re-id protocol) and `bbox` ("x1 y1 x2 y2", a query crop). A row's id is its
+(integer camera id, re-id protocol), `bbox` ("x1 y1 x2 y2", a query crop) and `md5` (the image
+file's digest, written by `prepare` so that the list changes whenever an image does). A row's id is its
 path, followed by `#bbox=x1,y1,x2,y2` when it has a crop, and ids are unique.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pipeline.io import atomic_path
 
 SPLITS = ("train", "query", "gallery", "test")
 COLUMNS = ("path", "label", "split")
-OPTIONAL = ("camera", "bbox")
+OPTIONAL = ("camera", "bbox", "md5")
 
 BBox = tuple[float, float, float, float]
 
@@ -118,9 +119,11 @@ def read_list(path: str | Path) -> ImageList:
 
 
 def write_list(path: str | Path, paths: list[str], labels: list[int], splits: list[str],
-               cameras: list[int] | None = None, bboxes: list[BBox | None] | None = None) -> None:
+               cameras: list[int] | None = None, bboxes: list[BBox | None] | None = None,
+               digests: list[str] | None = None) -> None:
     """Write an image list CSV atomically (optional columns only when given)."""
-    header = [*COLUMNS] + (["camera"] if cameras is not None else []) + (["bbox"] if bboxes is not None else [])
+    header = ([*COLUMNS] + (["camera"] if cameras is not None else []) + (["bbox"] if bboxes is not None else [])
+              + (["md5"] if digests is not None else []))
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -128,4 +131,6 @@ def write_list(path: str | Path, paths: list[str], labels: list[int], splits: li
             extra = [] if cameras is None else [cameras[i]]
             if bboxes is not None:
                 extra.append("" if bboxes[i] is None else " ".join(f"{v:g}" for v in bboxes[i]))
+            if digests is not None:
+                extra.append(digests[i])
             writer.writerow([*row, *extra])

@@ -28,11 +28,13 @@ class GroundTruth:
 
 
 def load_ground_truth(path: Path, image_list: ImageList) -> GroundTruth | None:
-    """The revisited ground truth of a prepared list, or None when the list has no ground-truth file."""
+    """The revisited ground truth of a prepared list, or None when it has none (no file, or null)."""
     if not path.is_file():
         return None
     try:
         truth = json.loads(path.read_text())
+        if truth is None:
+            return None
         queries = truth["queries"]
         gallery = image_list.gallery_rows()
         position = {int(row): i for i, row in enumerate(gallery)}
