@@ -42,8 +42,23 @@ def best_seconds(fn: Callable[[], object], repeat: int = 3) -> float:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process since start or the last reset_peak_rss(), in MiB (Linux)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    """Resident memory of this process now, in MiB (Linux)."""
+    status = Path("/proc/self/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
+
+
+def reset_peak_rss() -> None:
+    """Restart the peak-memory count from the current resident size (Linux: /proc/self/clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 def write_result(name: str, settings: dict, figures: dict, targets: dict) -> Path:

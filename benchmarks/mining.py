@@ -1,6 +1,6 @@
 """Neighbour mining on 100k × 512-d whitened-like features: recall@K against exact search, memory, queries/s.
 
-Each index configuration runs in a fresh process (the same functions the `mine` stage calls), so its
+Each index configuration runs in a fresh process (benchmarks/mine_one.py: the functions the `mine` stage calls), so its
 peak memory is its own: the index plus one query batch, the features streamed from the HDF5 cache.
 """
 from __future__ import annotations
@@ -9,16 +9,15 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import typer
 
-from benchmarks.common import peak_rss_mb, write_result
+from benchmarks.common import write_result
 
-app = typer.Typer(add_completion=False)
-CONFIGS = [("PQ64x8", 256), ("IVF1024,PQ64", 256), ("PQ128x8", 0)]
+# (index, shortlist re-ranked exactly); PQ64x8 codes are 1/32 of the exact index, IVF adds its centroids
+CONFIGS = [("PQ64x8", 1024), ("IVF1024,PQ64", 1024)]
 
 
 def clustered_features(n: int, dim: int, clusters: int, seed: int = 0) -> np.ndarray:
@@ -29,41 +28,8 @@ def clustered_features(n: int, dim: int, clusters: int, seed: int = 0) -> np.nda
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@app.command("run-one", hidden=True)
-def run_one(path: Path, factory: str, shortlist: int, k: int, queries: int, batch: int, nprobe: int,
-            recall_sample: int) -> None:
-    """Mine `queries` rows with one index configuration; print figures as JSON."""
-    import faiss
-
-    from pipeline.index.search import recall_at_k, set_nprobe
-    from pipeline.index.stream import RowReader, build_streamed_index, exact_neighbours, streamed_neighbours
-    baseline = peak_rss_mb()
-    with RowReader(path, np.arange(_rows(path))) as reader:
-        start = time.perf_counter()
-        index = set_nprobe(build_streamed_index(reader, factory), nprobe)
-        build = time.perf_counter() - start
-        index_mb = faiss.serialize_index(index).nbytes / 2**20
-        start = time.perf_counter()
-        ids = np.concatenate([streamed_neighbours(index, reader, s, min(s + batch, queries), k, shortlist)[1]
-                              for s in range(0, queries, batch)])
-        search = time.perf_counter() - start
-        sample = np.linspace(0, queries - 1, recall_sample).astype(np.int64)
-        recall = recall_at_k(ids[sample], exact_neighbours(reader, sample, k))
-    print(json.dumps({"factory": factory, "shortlist": shortlist, "nprobe": nprobe, "index_mb": index_mb,
-                      "build_s": build, "queries_per_s": queries / search, f"recall_at_{k}": recall,
-                      "rss_after_imports_mb": baseline, "peak_rss_mb": peak_rss_mb(),
-                      "peak_above_imports_mb": peak_rss_mb() - baseline}))
-
-
-def _rows(path: Path) -> int:
-    import h5py
-    with h5py.File(path) as h5:
-        return len(h5["features"])
-
-
-@app.command()
 def main(rows: int = 100_000, dim: int = 512, k: int = 64, queries: int = 8192, batch: int = 4096,
-         nprobe: int = 32, recall_sample: int = 1000) -> None:
+         nprobe: int = 64, recall_sample: int = 1000) -> None:
     """Write benchmarks/results/mining.json."""
     from pipeline.data.h5 import feature_writer
     exact_mb = rows * dim * 4 / 2**20
@@ -73,7 +39,7 @@ def main(rows: int = 100_000, dim: int = 512, k: int = 64, queries: int = 8192, 
         with feature_writer(path, [str(i) for i in range(rows)], {"teacher": "bench"}, chunk_rows=4096) as writer:
             writer.write(np.arange(rows), clustered_features(rows, dim, clusters=rows // 50))
         for factory, shortlist in CONFIGS:
-            out = subprocess.run([sys.executable, "-m", "benchmarks.mining", "run-one", str(path), factory,
+            out = subprocess.run([sys.executable, "-m", "benchmarks.mine_one", str(path), factory,
                                   str(shortlist), str(k), str(queries), str(batch), str(nprobe), str(recall_sample)],
                                  capture_output=True, text=True, check=True)
             result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -87,4 +53,4 @@ def main(rows: int = 100_000, dim: int = 512, k: int = 64, queries: int = 8192, 
 
 
 if __name__ == "__main__":
-    app()
+    typer.run(main)

@@ -35,13 +35,22 @@ def default_device() -> torch.device:
 @torch.no_grad()
 def describe(net: torch.nn.Module, batches: Iterable, scales: Sequence[float], n_images: int,
              device: torch.device, desc: str = "extract"):
-    """Yield (rows, descriptors) numpy pairs for batches of [(images, labels, rows), ...] groups."""
-    net.eval().to(device)
+    """Yield (rows, descriptors) numpy pairs for batches of [(images, labels, rows), ...] groups.
+
+    On CUDA the network runs in mixed precision on channels-last images; on CPU in float32.
+    """
+    cuda = device.type == "cuda"
+    layout = torch.channels_last if cuda else torch.preserve_format
+    net.eval().to(device, memory_format=layout)
     with tqdm(total=n_images, desc=desc, unit="img", mininterval=1.0) as bar:
         for groups in batches:
             for images, _labels, rows in groups:
-                images = images.to(device, non_blocking=True)
-                yield rows.numpy(), multiscale_descriptor(net, images, scales).float().cpu().numpy()
+                images = images.to(device, non_blocking=True, memory_format=layout)
+                with torch.autocast(device.type, enabled=cuda):
+                    descriptors = multiscale_descriptor(net, images, scales).float()
+                if cuda:  # renormalise what half precision left slightly off unit length
+                    descriptors = l2n(descriptors)
+                yield rows.numpy(), descriptors.cpu().numpy()
                 bar.update(len(rows))
 
 

@@ -102,8 +102,11 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
     training on its shard of every batch; only rank 0 writes the checkpoint.
     Returns one record per epoch: {epoch, loss, seconds}.
     """
-    net.to(device).train()
+    # On CUDA: mixed precision and channels-last; on CPU both are off and the same code runs.
+    amp = device.type == "cuda"
+    net.to(device, memory_format=torch.channels_last if amp else torch.preserve_format).train()
     objective.to(device).train()
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
     step = TrainingStep(net, objective)
     if rank_and_world()[1] > 1:
         # Cached teacher features are buffers of the objective: never broadcast them at every step.
@@ -119,6 +122,7 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
         if average is not None:
             average.load_state_dict(state["average"])
         restore_rng_states(state["rng"], loader)
@@ -129,10 +133,12 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
         for images, labels, items in tqdm(loader, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch",
                                           leave=False, mininterval=1.0):
             images, labels, items = (t.to(device, non_blocking=True) for t in (images, labels, items))
-            loss = step(images, labels, items)
+            with torch.autocast(device.type, enabled=amp):
+                loss = step(images, labels, items)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             losses.append(loss.item())
         if epoch + 1 in to_average:
@@ -143,7 +149,7 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
             with atomic_path(checkpoint) as tmp:
                 torch.save({"net": net.state_dict(), "objective": objective.state_dict(),
                             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                            "average": average.state_dict() if average is not None else {},
+                            "scaler": scaler.state_dict(), "average": average.state_dict() if average is not None else {},
                             "rng": rng_states(loader), "history": history}, tmp)
         barrier()
         if on_epoch:
