@@ -75,7 +75,7 @@ def train_cmd(name: str = typer.Argument(..., help="Student name declared under 
 
 @app.command("evaluate")
 def evaluate_cmd(name: str = typer.Argument(..., help="Student name.")) -> None:
-    """Score a student: symmetric, and asymmetric against its teacher's gallery."""
+    """Score a student: symmetric, and asymmetric against its teacher's gallery (teacher-space methods)."""
     from stages.evaluate import evaluate
     _echo_if(evaluate(name, state["params"]))
 
