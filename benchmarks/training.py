@@ -19,7 +19,7 @@ from benchmarks.common import write_result
 from benchmarks.images import write_images
 
 
-def main(images: int = 128, batch: int = 32, teacher_size: int = 256, student_size: int = 64, workers: int = 1) -> None:
+def main(images: int = 256, batch: int = 32, teacher_size: int = 256, student_size: int = 64, workers: int = 1) -> None:
     """Write benchmarks/results/training.json."""
     from pipeline.data.dataset import make_loader
     from pipeline.data.listfile import read_list
