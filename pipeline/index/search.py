@@ -77,7 +77,11 @@ def drop_self(sims: np.ndarray, ids: np.ndarray, self_ids: np.ndarray, k: int) -
 
 def rerank_exact(q: np.ndarray, db: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Re-order each row's candidate ids by exact inner product with `db`. q: (n, D), ids: (n, c)."""
-    sims = np.einsum("nd,ncd->nc", q, db[ids])
+    return by_similarity(np.einsum("nd,ncd->nc", q, db[ids]), ids)
+
+
+def by_similarity(sims: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's (sims, ids) reordered by decreasing similarity (ties keep their order)."""
     order = np.argsort(-sims, axis=1, kind="stable")
     return np.take_along_axis(sims, order, axis=1), np.take_along_axis(ids, order, axis=1)
 

@@ -13,7 +13,7 @@ import faiss
 import h5py
 import numpy as np
 
-from pipeline.index.search import drop_self, to_gpu_if_available, new_index
+from pipeline.index.search import by_similarity, drop_self, new_index, to_gpu_if_available
 
 
 class RowReader:
@@ -80,8 +80,7 @@ def rerank_streamed(q: np.ndarray, ids: np.ndarray, reader: RowReader,
         for first in range(lo, hi, pairs_per_step):  # bounded temporaries: pairs_per_step × D floats
             pairs = by_id[first:min(first + pairs_per_step, hi)]
             flat_sims[pairs] = np.einsum("nd,nd->n", q[query_of[pairs]], feats[flat_ids[pairs] - start])
-    order = np.argsort(-sims, axis=1, kind="stable")
-    return np.take_along_axis(sims, order, axis=1), np.take_along_axis(ids, order, axis=1)
+    return by_similarity(sims, ids)
 
 
 def streamed_neighbours(index: faiss.Index, reader: RowReader, start: int, stop: int, k: int,
@@ -110,4 +109,4 @@ def exact_neighbours(reader: RowReader, positions: np.ndarray, k: int) -> np.nda
             keep = np.argpartition(-sims, k - 1, axis=1)[:, :k]
             sims, ids = np.take_along_axis(sims, keep, 1), np.take_along_axis(ids, keep, 1)
         best_sims, best_ids = sims, ids
-    return np.take_along_axis(best_ids, np.argsort(-best_sims, axis=1, kind="stable"), 1)
+    return by_similarity(best_sims, best_ids)[1]
