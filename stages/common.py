@@ -9,6 +9,8 @@ from pipeline import layout
 from pipeline.data.h5 import FeatureFile, read_features
 from pipeline.data.listfile import ImageList, read_list
 from pipeline.errors import RdistillError
+from pipeline.evaluate.protocols import GroundTruth
+from pipeline.evaluate.revisited import format_revisited
 from pipeline.io import sha256_file
 from pipeline.params import Params, Recipe, ensemble_teachers, recipe_of
 from pipeline.provenance import require_match
@@ -67,3 +69,11 @@ def student(params: Params, name: str, params_path) -> Student:
                        recipe_of(params.train, spec.method, spec.recipe))
     spec = declared({**params.students, **params.ensembles}, "students", name, params_path)
     return Student(name, spec.method, [spec.teacher], spec.teacher, recipe_of(params.train, spec.method, spec.recipe))
+
+
+def print_revisited(truth: GroundTruth | None, result: dict, ks) -> str:
+    """The papers' E/M/H lines for every setting of a revisited-protocol result ('' otherwise)."""
+    if truth is None:
+        return ""
+    return "\n".join(f"{setting}\n{format_revisited(truth.dataset, scores, ks)}" for setting, scores in result.items()
+                     if isinstance(scores, dict) and "medium" in scores)

@@ -1,35 +1,22 @@
-"""Stages `evaluate` (a student, symmetric and asymmetric), `evaluate-teacher` (raw and whitened) and
-`evaluate-ensemble` (EM: the teachers' whitened similarities averaged at test time)."""
+"""Stage `evaluate`: a student's features of every query and gallery image, scored symmetric and asymmetric."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from pipeline import layout
 from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader
 from pipeline.data.listfile import ImageList
 from pipeline.evaluate.protocols import GroundTruth, load_ground_truth, score, top_results
-from pipeline.evaluate.revisited import format_revisited
 from pipeline.features.extract import default_device, describe_all
 from pipeline.io import atomic_path, write_json
-from pipeline.losses.whiten_mtd import mean_reciprocal_rank
-from pipeline.whitening.pca import angle_statistics
 from pipeline.models.registry import create
 from pipeline.models.weights import load_state_dict, load_strict
 from pipeline.params import TEACHER_SPACE_METHODS, load_params
 from pipeline.report.grid import retrieval_grid
-from stages.common import prepared_list, read_checked_features
-
-
-def print_revisited(truth: GroundTruth | None, result: dict, ks) -> str:
-    """The papers' E/M/H lines for every setting of a revisited-protocol result ('' otherwise)."""
-    if truth is None:
-        return ""
-    return "\n".join(f"{setting}\n{format_revisited(truth.dataset, scores, ks)}" for setting, scores in result.items()
-                     if isinstance(scores, dict) and "medium" in scores)
+from stages.common import prepared_list, print_revisited, read_checked_features
 
 
 def write_plots(name: str, image_list: ImageList, student: np.ndarray, truth: GroundTruth | None, result: dict,
@@ -76,44 +63,3 @@ def evaluate(name: str, params_path: Path) -> str:
     write_plots(name, image_list, student, truth, result, p.grid_queries)
     write_json(layout.metrics("eval", name), result)
     return print_revisited(truth, result, p.recall_at)
-
-
-def evaluate_teacher(name: str, params_path: Path) -> str:
-    """Write metrics/eval_teacher/<name>.json: the teacher's raw and whitened features."""
-    p = load_params(params_path).evaluate
-    image_list, list_sha = prepared_list()
-    truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
-    result = {}
-    for setting, source in (("raw", layout.raw_features(name)), ("whitened", layout.whitened_features(name))):
-        features = read_checked_features(source, list_sha, name)
-        result[setting] = score(image_list, features.features, features.features, truth, p.recall_at)
-        result[setting].pop("pr_curve", None)
-        result[setting]["dim"] = int(features.features.shape[1])
-    write_json(layout.metrics("eval_teacher", name), result)
-    return print_revisited(truth, result, p.recall_at)
-
-
-def ensemble_mean_features(features: list[np.ndarray]) -> np.ndarray:
-    """Features whose inner products are the mean of the teachers' (l2-normalised) ones: [f_1..f_T] / √T."""
-    return np.concatenate(features, axis=1) / np.sqrt(len(features))
-
-
-def evaluate_ensemble(params_path: Path) -> str:
-    """Write metrics/eval_ensemble/EM.json: Ensemble Mean of every declared teacher's whitened features."""
-    params = load_params(params_path)
-    image_list, list_sha = prepared_list()
-    truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
-    teachers = list(params.teachers)
-    files = [read_checked_features(layout.whitened_features(t), list_sha, t) for t in teachers]
-    joint = ensemble_mean_features([f.features for f in files])
-    result = score(image_list, joint, joint, truth, params.evaluate.recall_at)
-    result.pop("pr_curve", None)
-    diagnostics = {t: {"angles": angle_statistics(f.features[image_list.train_rows()])} for t, f in zip(teachers, files)}
-    if all(f.views is not None for f in files):  # Whiten-MTD's MRR: plain image vs its first view, per teacher and fused
-        per_teacher = [torch.from_numpy(f.features[f.view_rows] @ f.views[0].T) for f in files]
-        for t, sim in zip(teachers, per_teacher):
-            diagnostics[t]["view_mrr"] = float(mean_reciprocal_rank(sim))
-        diagnostics["EM"] = {"view_mrr": float(mean_reciprocal_rank(torch.stack(per_teacher).mean(0)))}
-    write_json(layout.metrics("eval_ensemble", "EM"), {"teachers": teachers, "symmetric": result,
-                                                       "diagnostics": diagnostics})
-    return print_revisited(truth, {"symmetric": result}, params.evaluate.recall_at)

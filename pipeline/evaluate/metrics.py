@@ -86,3 +86,9 @@ def class_protocol(q: np.ndarray, q_labels: np.ndarray, q_rows: np.ndarray, db: 
     result["pr_curve"] = {"recall": RECALL_LEVELS.tolist(),
                           "precision": (curve.mean(axis=0) if len(curve) else np.full(len(RECALL_LEVELS), np.nan)).tolist()}
     return result
+
+
+def mean_reciprocal_rank(sim: np.ndarray) -> float:
+    """Whiten-MTD's MRR diagnostic (METHODS §3): mean over rows of 1 / (1-based rank of the diagonal entry in its row)."""
+    rank = (sim > np.diagonal(sim)[:, None]).sum(axis=1) + 1
+    return float(np.mean(1.0 / rank))

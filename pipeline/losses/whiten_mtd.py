@@ -65,13 +65,6 @@ def contrastive(s: Tensor, tau_s: float = 0.05, both_directions: bool = True) ->
     return loss + F.cross_entropy(s.T / tau_s, target) if both_directions else loss
 
 
-def mean_reciprocal_rank(sim: Tensor) -> Tensor:
-    """MRR diagnostic: mean over rows of 1 / (1-based rank of the diagonal entry in its row)."""
-    diagonal = sim.diagonal().unsqueeze(1)
-    rank = (sim > diagonal).sum(dim=1) + 1
-    return (1.0 / rank.double()).mean()
-
-
 def fused_nearest(teachers: Tensor, candidates: Tensor) -> Tensor:
     """Positive partner of every row: the candidate with the highest mean teacher similarity (METHODS §3 choice).
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from stages.evaluate import ensemble_mean_features
+from pipeline.evaluate.ensemble import ensemble_mean_features
 
 
 def test_ensemble_mean_inner_products_average_the_teachers_similarities(rng):

@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn.metrics import average_precision_score
 
-from pipeline.evaluate.metrics import average_precision, class_protocol
+from pipeline.evaluate.metrics import average_precision, class_protocol, mean_reciprocal_rank
 
 
 def loop_ap(relevance):
@@ -103,3 +103,9 @@ def test_precision_recall_curve_hand_worked():
     # positives at ranks 1 and 3: precision 1 up to recall 0.5, then 2/3 up to recall 1
     assert np.allclose(curve[RECALL_LEVELS <= 0.5], 1.0)
     assert np.allclose(curve[RECALL_LEVELS > 0.5], 2 / 3)
+
+
+def test_mrr_by_hand():
+    # diagonal entries rank 1st, 2nd (0.8 beats 0.5) and 3rd (0.3, 0.4 beat 0.2)
+    sim = np.array([[0.9, 0.1, 0.0], [0.8, 0.5, 0.1], [0.3, 0.4, 0.2]])
+    assert np.isclose(mean_reciprocal_rank(sim), (1 + 1 / 2 + 1 / 3) / 3)
