@@ -189,8 +189,9 @@ class EDParams(BaselineParams):
     recipe: RecipeOverride = WHITEN_MTD_RECIPE
 
 
-class SecondOrderParams(Section):
-    recipe: RecipeOverride = D3STILL_RECIPE
+class SecondOrderParams(BaselineParams):
+    """RAML-style pairwise + second-order similarity: weight · (first-order + λ₁ cross + λ₂ student-student)."""
+
     lambda_1: float = Field(1.0, ge=0)
     lambda_2: float = Field(1.0, ge=0)
 

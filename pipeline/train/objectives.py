@@ -145,7 +145,7 @@ def pair_objective(params: TrainParams, targets: Targets) -> nn.Module:
 def second_order_objective(params: TrainParams, targets: Targets) -> nn.Module:
     """Pairwise + second-order similarity (RAML-style, METHODS §5b)."""
     p = params.second_order
-    return TeacherFeatureObjective(targets, lambda q, g: second_order(q, g, p.lambda_1, p.lambda_2))
+    return TeacherFeatureObjective(targets, lambda q, g: second_order(q, g, p.lambda_1, p.lambda_2), p.weight)
 
 
 @register("rkd")

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.losses.baselines import fitnet
+from pipeline.losses.baselines import fitnet, pkt, second_order
 from pipeline.losses.csd import csd_norm
 from pipeline.losses.whiten_mtd import contrastive, cross_view_similarities, whiten_mtd
 from pipeline.params import TrainParams
@@ -33,6 +33,16 @@ def test_teacher_feature_objectives_look_up_the_batch_items():
     q = torch.randn(3, 6)
     items = torch.tensor([7, 1, 4])
     assert torch.equal(objective(q, items, items), fitnet(q, t.teacher[items]))
+
+
+@pytest.mark.parametrize("method, loss", [("second_order", lambda q, g: second_order(q, g, 0.5, 2.0)), ("pkt", pkt)])
+def test_baseline_weights_scale_the_loss(method, loss):
+    t = targets()
+    section = {"weight": 3.0, **({"lambda_1": 0.5, "lambda_2": 2.0} if method == "second_order" else {})}
+    objective = build_objective(method, TrainParams.model_validate({method: section}), t)
+    q = torch.randn(5, 6)
+    items = torch.tensor([7, 1, 4, 0, 11])
+    assert torch.isclose(objective(q, items, items), 3.0 * loss(q, t.teacher[items]))
 
 
 def test_csd_matches_the_seen_view_against_the_plain_neighbours():
