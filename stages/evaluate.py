@@ -50,7 +50,7 @@ def evaluate(name: str, params_path: Path) -> str:
     load_strict(net, checkpoint["state_dict"], str(weights))
     rows = np.union1d(image_list.query_rows(), image_list.gallery_rows())
     dataset = ImageListDataset(image_list.paths, image_list.labels, rows, eval_transform(checkpoint["image_size"]),
-                               image_list.bboxes)
+                               image_list.bboxes, decode_size=checkpoint["image_size"])
     loader = make_loader(dataset, p.batch_size, 0, by_shape=True)
     student = describe_all(net, loader, p.scales, len(image_list), len(rows), default_device(), desc=f"evaluate {name}")
     truth = load_ground_truth(layout.GROUND_TRUTH, image_list)

@@ -32,26 +32,35 @@ def train_transform(image_size: int) -> v2.Compose:
 
 
 class ImageListDataset(Dataset):
-    """Items (image tensor, label, row) for the chosen rows of an image list; rows with a bbox are cropped first."""
+    """Items (image tensor, label, row) for the chosen rows of an image list; rows with a bbox are cropped first.
+
+    `decode_size`: the largest side the transform produces; JPEGs are then decoded at a reduced scale
+    that still covers it (see load_rgb).
+    """
 
     def __init__(self, paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray, transform,
-                 bboxes: Sequence | None = None):
+                 bboxes: Sequence | None = None, decode_size: int | None = None):
         self.paths, self.labels, self.rows, self.transform = paths, labels, np.asarray(rows), transform
-        self.bboxes = bboxes
+        self.bboxes, self.decode_size = bboxes, decode_size
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int):
+    def load(self, i: int, decode_size: int | None = None):
+        """(PIL image, label, row) of item i, decoded (at a reduced scale covering decode_size) and cropped."""
         row = int(self.rows[i])
-        path = self.paths[row]
+        box = self.bboxes[row] if self.bboxes is not None else None
         try:
-            image = load_rgb(path)
+            image = load_rgb(self.paths[row], decode_size if box is None else None)  # boxes are in full-size pixels
         except RdistillError as exc:
             raise RdistillError(f"{exc} (row {row})") from None
-        if self.bboxes is not None and self.bboxes[row] is not None:
-            image = image.crop(tuple(round(v) for v in self.bboxes[row]))
-        return self.transform(image), int(self.labels[row]), row
+        if box is not None:
+            image = image.crop(tuple(round(v) for v in box))
+        return image, int(self.labels[row]), row
+
+    def __getitem__(self, i: int):
+        image, label, row = self.load(i, self.decode_size)
+        return self.transform(image), label, row
 
 
 def collate_by_shape(items: list) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

@@ -29,6 +29,7 @@ class SeededView:
 
     def __init__(self, image_size: int, seed: int, plain=None):
         self.plain = plain or train_transform(image_size)
+        self.image_size = image_size
         self.augment = v2.Compose([v2.RandomResizedCrop(image_size, scale=(0.5, 1.0), antialias=True),
                                    v2.RandomHorizontalFlip(), *train_transform(image_size).transforms])
         self.seed = seed
@@ -54,8 +55,9 @@ class ViewDataset(Dataset):
         return len(self.views)
 
     def __getitem__(self, i: int):
-        image, label, row = self.images[i]
         view = int(self.views[i])
+        # Only the plain view may be decoded at a reduced scale: a crop box is drawn from the full image's size.
+        image, label, row = self.images.load(i, self.transform.image_size if view == 0 else None)
         return self.transform(image, row, view), label, view * self.n_rows + row
 
 

@@ -110,3 +110,40 @@ def test_bad_files_are_refused_with_the_reason(tmp_path, make, reason):
     make(path)
     with pytest.raises(RdistillError, match=rf"^{tmp_path}/bad.jpg: {reason}"):
         load_rgb(path)
+
+
+def smooth_jpeg(path, size=(400, 300)):
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, size=(size[1] // 20, size[0] // 20, 3), dtype=np.uint8)
+    Image.fromarray(small).resize(size, Image.BICUBIC).save(path, quality=90)
+    return path
+
+
+def test_jpeg_is_decoded_at_the_smallest_scale_covering_min_size(tmp_path):
+    path = smooth_jpeg(tmp_path / "photo.jpg")
+    assert load_rgb(path).size == (400, 300)
+    assert load_rgb(path, 64).size == (100, 75)  # 1/4: both sides still >= 64
+    assert load_rgb(path, 100).size == (200, 150)  # 1/3 is no decoder scale: 1/2
+    assert load_rgb(path, 160).size == (400, 300)  # 1/2 would leave 150 < 160
+
+
+def test_min_size_leaves_other_formats_whole(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.new("RGB", (400, 300), (10, 20, 30)).save(path)
+    assert load_rgb(path, 64).size == (400, 300)
+
+
+def test_reduced_decoding_gives_nearly_the_same_network_input(tmp_path):
+    path = smooth_jpeg(tmp_path / "photo.jpg")
+    transform = eval_transform(64)
+    full, reduced = transform(load_rgb(path)), transform(load_rgb(path, 64))
+    assert full.shape == reduced.shape == (3, 48, 64)
+    assert (full - reduced).abs().mean() < 0.02  # about one 8-bit level (1 / 255 / 0.225 = 0.017 normalised)
+
+
+def test_dataset_decodes_reduced_but_crops_boxes_at_full_size(tmp_path):
+    path = smooth_jpeg(tmp_path / "photo.jpg")
+    plain = ImageListDataset([path], np.array([0]), np.array([0]), lambda image: image, decode_size=64)
+    assert plain[0][0].size == (100, 75)
+    boxed = ImageListDataset([path], np.array([0]), np.array([0]), lambda image: image, [(0, 0, 200, 100)], 64)
+    assert boxed[0][0].size == (200, 100)

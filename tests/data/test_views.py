@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pipeline.data.dataset import train_transform
+from pipeline.data.decode import load_rgb
 from pipeline.data.views import OneViewPerImage, PositivePairs, SeededView, ViewDataset, every_view
 
 
@@ -31,6 +32,16 @@ def test_teacher_and_student_resolutions_see_the_same_crop():
         shrunk = F.interpolate(big[None], size=(16, 16), mode="bilinear", antialias=True)[0]
         other = SeededView(16, seed=0)(image, row + 10, 1)
         assert (shrunk - small).abs().mean() < 0.1 < (other - small).abs().mean()
+
+
+def test_only_the_plain_view_is_decoded_at_a_reduced_scale(tmp_path):
+    path = tmp_path / "photo.jpg"
+    gradient_image(256).save(path, quality=95)
+    view = SeededView(32, seed=0)
+    dataset = ViewDataset([path], np.array([0]), *every_view(np.array([0]), 2), view)
+    assert load_rgb(path, 32).size == (32, 32)  # 1/8
+    assert torch.equal(dataset[0][0], view(load_rgb(path, 32), 0, 0))
+    assert torch.equal(dataset[1][0], view(load_rgb(path), 0, 1))  # the crop box is drawn in full-size pixels
 
 
 def test_view_dataset_items_are_view_major(tmp_path):
