@@ -28,16 +28,21 @@ def main(path: Path, factory: str, shortlist: int, k: int, queries: int, batch: 
         index = set_nprobe(build_streamed_index(reader, factory), nprobe)
         build = time.perf_counter() - start
         index_mb = faiss.serialize_index(index).nbytes / 2**20
+        peak_build = peak_rss_mb() - baseline  # the training sample and the filled index
+        reset_peak_rss()
+        before_search = current_rss_mb()
         start = time.perf_counter()
         ids = np.concatenate([streamed_neighbours(index, reader, s, min(s + batch, queries), k, shortlist)[1]
                               for s in range(0, queries, batch)])
         search = time.perf_counter() - start
+        peak_search = peak_rss_mb() - before_search  # one query batch's working set (results kept aside)
         sample = np.linspace(0, queries - 1, recall_sample).astype(np.int64)
         recall = recall_at_k(ids[sample], exact_neighbours(reader, sample, k))
     print(json.dumps({"factory": factory, "shortlist": shortlist, "nprobe": nprobe, "index_mb": index_mb,
                       "build_s": build, "queries_per_s": queries / search, f"recall_at_{k}": recall,
-                      "rss_before_mb": baseline, "peak_rss_mb": peak_rss_mb(),
-                      "peak_above_start_mb": peak_rss_mb() - baseline}))
+                      "rss_before_mb": baseline, "peak_build_above_start_mb": peak_build,
+                      "peak_search_above_index_mb": peak_search,
+                      "peak_above_start_mb": max(peak_build, before_search - baseline + peak_search)}))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def clustered_features(n: int, dim: int, clusters: int, seed: int = 0) -> np.nda
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def main(rows: int = 100_000, dim: int = 512, k: int = 64, queries: int = 8192, batch: int = 4096,
+def main(rows: int = 100_000, dim: int = 512, k: int = 64, queries: int = 8192, batch: int = 1024,
          nprobe: int = 64, recall_sample: int = 1000) -> None:
     """Write benchmarks/results/mining.json."""
     from pipeline.data.h5 import feature_writer

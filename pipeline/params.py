@@ -84,7 +84,7 @@ class MineParams(Section):
     k: PositiveInt = 64
     shortlist: int = Field(0, ge=0)  # > k: the index proposes this many candidates, re-ranked exactly
     nprobe: PositiveInt = 16  # IVF indexes: inverted lists visited per query
-    batch_size: PositiveInt = 4096
+    batch_size: PositiveInt = 1024  # queries per search call: bounds the re-rank's and PQ tables' memory
 
 
 class StudentArch(Section):

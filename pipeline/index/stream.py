@@ -42,9 +42,13 @@ class RowReader:
             yield start, self.read(start, start + self.block)
 
     def sample(self, n: int) -> np.ndarray:
-        """About n positions' features, evenly spread over the file (every s-th position of each block)."""
-        step = max(1, len(self) // max(n, 1))
-        return np.concatenate([feats[(-start) % step::step] for start, feats in self.blocks()])
+        """min(n, all) positions' features, evenly spread over the file; memory: the sample and one block."""
+        picks = np.unique(np.linspace(0, len(self) - 1, min(n, len(self))).astype(np.int64))
+        out = np.empty((len(picks), self.dim), dtype=np.float32)
+        for start, feats in self.blocks():
+            lo, hi = np.searchsorted(picks, [start, start + len(feats)])
+            out[lo:hi] = feats[picks[lo:hi] - start]
+        return out
 
     def close(self) -> None:
         """Release the file."""

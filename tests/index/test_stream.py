@@ -22,7 +22,8 @@ def test_reader_reads_only_the_chosen_rows_in_blocks(tmp_path, rng):
     assert np.array_equal(reader.read(5, 9), x[rows[5:9]])
     starts, blocks = zip(*reader.blocks())
     assert starts[:3] == (0, 17, 34) and np.array_equal(np.concatenate(blocks), x[rows])
-    assert len(reader.sample(10)) in range(9, 12)
+    assert np.array_equal(reader.sample(10), x[rows[[0, 10, 21, 32, 43, 54, 65, 76, 87, 98]]])  # linspace(0, 98, 10)
+    assert np.array_equal(reader.sample(1000), x[rows])  # never more than every row once
 
 
 def test_streamed_rerank_equals_the_in_memory_one(tmp_path, rng):
