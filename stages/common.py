@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -9,11 +10,13 @@ from pipeline import layout
 from pipeline.data.h5 import FeatureFile, read_features
 from pipeline.data.listfile import ImageList, read_list
 from pipeline.errors import RdistillError
-from pipeline.evaluate.protocols import GroundTruth
 from pipeline.evaluate.revisited import format_revisited
 from pipeline.io import sha256_file
 from pipeline.params import Params, Recipe, ensemble_teachers, recipe_of
 from pipeline.provenance import require_match
+
+if TYPE_CHECKING:  # protocols imports faiss, which stages that never score should not load
+    from pipeline.evaluate.protocols import GroundTruth
 
 
 def prepared_list() -> tuple[ImageList, str]:
