@@ -30,15 +30,17 @@ def machine() -> dict:
             "versions": library_versions()}
 
 
+def timed(fn: Callable[..., object], *args) -> float:
+    """Wall-clock seconds of one call fn(*args)."""
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
 def best_seconds(fn: Callable[[], object], repeat: int = 3) -> float:
     """The fastest of `repeat` timed calls of fn (after one warm-up call)."""
     fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(timed(fn) for _ in range(repeat))
 
 
 def peak_rss_mb() -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch
 import typer
 import yaml
 
-from benchmarks.common import write_result
+from benchmarks.common import timed, write_result
 from benchmarks.images import write_images
 
 
@@ -43,16 +42,15 @@ def main(images: int = 384, arch: str = "resnet50", image_size: int = 160, batch
             dataset = ImageListDataset(image_list.paths, image_list.labels, image_list.train_rows(),
                                        eval_transform(image_size))
             batches = [images for groups in make_loader(dataset, batch, 0, by_shape=True) for images, _, _ in groups]
-            def pure_forward() -> float:
+
+            def forward_all() -> None:
                 with torch.no_grad():
-                    start = time.perf_counter()
                     for images_batch in batches:
                         multiscale_descriptor(net, images_batch, scales)
-                    return time.perf_counter() - start
 
             with torch.no_grad():
                 multiscale_descriptor(net, batches[0], scales)  # warm-up
-            forward_runs = [pure_forward()]
+            forward_runs = [timed(forward_all)]
             stage_by_workers = {}
             for n_workers in workers:
                 Path("params.yaml").write_text(yaml.safe_dump({
@@ -60,10 +58,8 @@ def main(images: int = 384, arch: str = "resnet50", image_size: int = 160, batch
                     "extract": {"scales": scales, "batch_size": batch, "chunk_size": batch * 4, "workers": n_workers}}))
                 shutil.rmtree("data/features", ignore_errors=True)
                 shutil.rmtree("data/.partial", ignore_errors=True)  # a fresh extraction each time
-                start = time.perf_counter()
-                extract("t", Path("params.yaml"))
-                stage_by_workers[n_workers] = time.perf_counter() - start
-            forward_runs.append(pure_forward())  # before and after the stage: this machine's speed drifts
+                stage_by_workers[n_workers] = timed(extract, "t", Path("params.yaml"))
+            forward_runs.append(timed(forward_all))  # before and after the stage: this machine's speed drifts
             forward = float(np.mean(forward_runs))
         finally:
             os.chdir(cwd)

@@ -9,14 +9,13 @@ features looked up by row) and the online step (teacher forward + student step).
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import typer
 
-from benchmarks.common import write_result
+from benchmarks.common import timed, write_result
 from benchmarks.images import write_images
 
 
@@ -60,20 +59,18 @@ def main(images: int = 256, batch: int = 32, teacher_size: int = 256, student_si
 
         row_batches = [torch.arange(i, min(i + batch, images)) for i in range(0, images, batch)]
 
+        def d3still_loss(q, g):
+            p = params.d3still
+            return d3still(q, g, p.k, p.m, p.alpha, p.beta, p.gamma)
+
         def online_step(xb, xs) -> float:
             with torch.no_grad():
                 g = teacher(xb)
-            loss = d3still(student(xs), g, params.d3still.k, params.d3still.m, params.d3still.alpha,
-                           params.d3still.beta, params.d3still.gamma)
+            loss = d3still_loss(student(xs), g)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             return loss.item()
-
-        def timed(fn, *args) -> float:
-            start = time.perf_counter()
-            fn(*args)
-            return time.perf_counter() - start
 
         def student_steps() -> float:
             return sum(timed(student_step, x, r) for x, r in zip(small, row_batches)) / len(small)
@@ -94,8 +91,7 @@ def main(images: int = 256, batch: int = 32, teacher_size: int = 256, student_si
         with torch.no_grad():
             q = student.eval()(small[1])
             loss_cached = objective(q, None, row_batches[1]).item()
-            loss_online = d3still(q, teacher(big[1]), params.d3still.k, params.d3still.m, params.d3still.alpha,
-                                  params.d3still.beta, params.d3still.gamma).item()
+            loss_online = d3still_loss(q, teacher(big[1])).item()
         student.train()
 
         dataset = ViewDataset(image_list.paths, image_list.labels, *every_view(rows, 1), SeededView(student_size, 0))
