@@ -58,6 +58,7 @@ class TeacherParams(Section):
     weight_decay: float = Field(1e-6, ge=0)
     temperature: PositiveFloat = 0.05
     workers: int = Field(0, ge=0)
+    image_cache_mb: float = Field(2048, ge=0)  # decoded inputs kept in memory after the first epoch
 
 
 class ExtractParams(Section):
@@ -207,6 +208,7 @@ class MixupAPParams(Section):
 class TrainParams(Section):
     student: StudentArch = StudentArch()
     workers: int = Field(0, ge=0)
+    image_cache_mb: float = Field(2048, ge=0)  # decoded views kept in memory after the first epoch
     recipe: Recipe = Recipe()  # the base every method's own `recipe` is laid over
     override: RecipeOverride = RecipeOverride()  # laid over every method's recipe (e.g. short demo runs)
     temperature: PositiveFloat = 0.05  # normalised-softmax temperature of every supervised term

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from pipeline import layout
+from pipeline.data.cache import DecodedCache
 from pipeline.data.dataset import ImageListDataset, make_loader, train_transform
 from pipeline.features.extract import default_device
 from pipeline.io import atomic_path, write_json
@@ -32,7 +33,9 @@ def teacher(name: str, params_path: Path) -> None:
         image_list, list_sha = prepared_list()
         rows = image_list.train_rows()
         labels, n_classes = class_indices(image_list, rows, f"training teacher {name}")
-        dataset = ImageListDataset(image_list.paths, labels, rows, train_transform(spec.image_size))
+        size = spec.image_size
+        dataset = DecodedCache(ImageListDataset(image_list.paths, labels, rows, train_transform(size)),
+                               (3, size, size), p.image_cache_mb, shared=p.workers > 0)
         loader = make_loader(dataset, p.batch_size, p.workers, shuffle=True, seed=params.seed)
         objective = ClassificationObjective(n_classes, net.dim, p.temperature)
         log.info("training teacher %s (%s) on %d images, %d classes", name, spec.arch, len(rows), n_classes)

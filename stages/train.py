@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from pipeline import layout
+from pipeline.data.cache import DecodedCache
 from pipeline.data.dataset import make_loader
 from pipeline.data.h5 import read_arrays
 from pipeline.data.views import OneViewPerImage, PositivePairs, SeededView, ViewDataset, every_view
@@ -91,8 +92,9 @@ def train(name: str, params_path: Path) -> None:
     net = create(p.student.arch, targets.dim)
     objective = build_objective(spec.method, p, targets, recipe.supervised_weight)
     key_rows, key_views = every_view(rows, n_views)
-    dataset = ViewDataset(image_list.paths, labels, key_rows, key_views,
-                          SeededView(p.student.image_size, attrs.get("seed", params.seed)))
+    size = p.student.image_size
+    views = ViewDataset(image_list.paths, labels, key_rows, key_views, SeededView(size, attrs.get("seed", params.seed)))
+    dataset = DecodedCache(views, (3, size, size), p.image_cache_mb, shared=p.workers > 0)
     rank, world = rank_and_world()
     if pairs_from is not None:
         partners = pair_partners(spec.method, params, targets, spec.teachers, list_sha, rows)

@@ -144,7 +144,7 @@ def test_second_clone_pulls_features_and_extracts_nothing(repo, tmp_path):
 def test_cached_views_are_the_teachers_features_of_the_seeded_views(repo):
     import numpy as np
     import torch
-    from pipeline.data.dataset import eval_transform
+    from pipeline.data.dataset import eval_transform, normalize_batch
     from pipeline.data.decode import load_rgb
     from pipeline.data.h5 import read_features
     from pipeline.data.listfile import read_list
@@ -164,7 +164,7 @@ def test_cached_views_are_the_teachers_features_of_the_seeded_views(repo):
         row = int(features.view_rows[j])
         image = load_rgb(image_list.paths[row])
         with torch.no_grad():
-            expected = multiscale_descriptor(net, view(image, row, 1)[None], [1.0, 0.5])[0].numpy()
+            expected = multiscale_descriptor(net, normalize_batch(view(image, row, 1)[None]), [1.0, 0.5])[0].numpy()
         assert np.allclose(features.views[0, j], expected, atol=1e-5)
         assert not np.allclose(features.views[0, j], features.features[row], atol=1e-3)
     whitened = read_features(root / "data/whitened/r18.h5")

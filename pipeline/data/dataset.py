@@ -14,21 +14,37 @@ from pipeline.errors import RdistillError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# The mean colour in 8-bit levels: the padding of non-square images, close to 0 once normalised.
+MEAN_LEVELS = tuple(round(255 * m) for m in IMAGENET_MEAN)
 
 
 def eval_transform(image_size: int) -> v2.Compose:
-    """Longer side resized to `image_size` (aspect kept), ImageNet normalisation."""
-    return v2.Compose([
-        v2.ToImage(),
-        v2.Resize(size=None, max_size=image_size, antialias=True),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    """8-bit image tensor with its longer side resized to `image_size` (aspect kept); normalised per batch."""
+    return v2.Compose([v2.ToImage(), v2.Resize(size=None, max_size=image_size, antialias=True)])
+
+
+class CenterOnCanvas(v2.Transform):
+    """Centre an image on a size × size canvas of the mean colour (as v2.CenterCrop, which pads with black)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def transform(self, inpt, params):
+        height, width = inpt.shape[-2:]
+        left, top = max(self.size - width, 0) // 2, max(self.size - height, 0) // 2
+        padding = [left, top, max(self.size - width, 0) - left, max(self.size - height, 0) - top]
+        return v2.functional.center_crop(v2.functional.pad(inpt, padding, fill=list(MEAN_LEVELS)), [self.size])
 
 
 def train_transform(image_size: int) -> v2.Compose:
     """As eval_transform, then centred on a square canvas so that batches stack."""
-    return v2.Compose([*eval_transform(image_size).transforms, v2.CenterCrop(image_size)])
+    return v2.Compose([*eval_transform(image_size).transforms, CenterOnCanvas(image_size)])
+
+
+def normalize_batch(images: torch.Tensor) -> torch.Tensor:
+    """8-bit (B, 3, H, W) images -> float32 network input with ImageNet normalisation, one batch at a time."""
+    return v2.functional.normalize(v2.functional.to_dtype(images, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
 
 
 class ImageListDataset(Dataset):
@@ -63,17 +79,23 @@ class ImageListDataset(Dataset):
         return self.transform(image), label, row
 
 
+def collate_normalized(items: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack (8-bit image, label, row) items and normalise the image batch as a whole: (images, labels, rows)."""
+    images, labels, rows = default_collate(items)
+    return normalize_batch(images), labels, rows
+
+
 def collate_by_shape(items: list) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Collate into groups of equal image shape: [(images, labels, rows), ...]."""
+    """Collate into groups of equal image shape: [(images, labels, rows), ...], each normalised."""
     groups: dict[tuple, list] = {}
     for item in items:
         groups.setdefault(tuple(item[0].shape), []).append(item)
-    return [tuple(default_collate(group)) for group in groups.values()]
+    return [collate_normalized(group) for group in groups.values()]
 
 
 def make_loader(dataset: Dataset, batch_size: int, workers: int, shuffle: bool = False,
                 seed: int = 0, by_shape: bool = False, sampler=None) -> DataLoader:
-    """A DataLoader with seeded shuffling, pinned memory on CUDA and persistent workers.
+    """A DataLoader of normalised image batches with seeded shuffling, pinned memory on CUDA and persistent workers.
 
     `sampler`, when given, is called with the loader's seeded generator and returns the Sampler.
     """
@@ -81,6 +103,6 @@ def make_loader(dataset: Dataset, batch_size: int, workers: int, shuffle: bool =
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=generator,
         sampler=sampler(generator) if sampler is not None else None,
-        collate_fn=collate_by_shape if by_shape else None, pin_memory=torch.cuda.is_available(),
+        collate_fn=collate_by_shape if by_shape else collate_normalized, pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0,
     )

@@ -138,7 +138,7 @@ def test_reduced_decoding_gives_nearly_the_same_network_input(tmp_path):
     transform = eval_transform(64)
     full, reduced = transform(load_rgb(path)), transform(load_rgb(path, 64))
     assert full.shape == reduced.shape == (3, 48, 64)
-    assert (full - reduced).abs().mean() < 0.02  # about one 8-bit level (1 / 255 / 0.225 = 0.017 normalised)
+    assert (full.float() - reduced.float()).abs().mean() < 1.0  # within one 8-bit level on average
 
 
 def test_dataset_decodes_reduced_but_crops_boxes_at_full_size(tmp_path):

@@ -27,11 +27,11 @@ def test_view_zero_is_the_plain_image_and_views_repeat_exactly():
 def test_teacher_and_student_resolutions_see_the_same_crop():
     image = gradient_image()
     for row in range(4):
-        big = SeededView(32, seed=0)(image, row, 1)
-        small = SeededView(16, seed=0)(image, row, 1)
+        big = SeededView(32, seed=0)(image, row, 1).float()
+        small = SeededView(16, seed=0)(image, row, 1).float()
         shrunk = F.interpolate(big[None], size=(16, 16), mode="bilinear", antialias=True)[0]
-        other = SeededView(16, seed=0)(image, row + 10, 1)
-        assert (shrunk - small).abs().mean() < 0.1 < (other - small).abs().mean()
+        other = SeededView(16, seed=0)(image, row + 10, 1).float()
+        assert (shrunk - small).abs().mean() < 6 < (other - small).abs().mean()  # 8-bit levels
 
 
 def test_only_the_plain_view_is_decoded_at_a_reduced_scale(tmp_path):
