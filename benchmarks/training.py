@@ -53,12 +53,14 @@ def main(images: int = 256, batch: int = 32, teacher_size: int = 256, student_si
         objective = build_objective("d3still", params, targets)
         optimizer = make_optimizer(student.parameters(), Recipe())
 
-        def student_step(x, rows_batch) -> float:
-            loss = objective(student(x), None, rows_batch)
+        def update(loss: torch.Tensor) -> float:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             return loss.item()
+
+        def student_step(x, rows_batch) -> float:
+            return update(objective(student(x), None, rows_batch))
 
         row_batches = [torch.arange(i, min(i + batch, images)) for i in range(0, images, batch)]
 
@@ -66,21 +68,16 @@ def main(images: int = 256, batch: int = 32, teacher_size: int = 256, student_si
             p = params.d3still
             return d3still(q, g, p.k, p.m, p.alpha, p.beta, p.gamma)
 
+        @torch.no_grad()
+        def teacher_forward(xb) -> torch.Tensor:
+            return teacher(xb)
+
         def online_step(xb, xs) -> float:
-            with torch.no_grad():
-                g = teacher(xb)
-            loss = d3still_loss(student(xs), g)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return loss.item()
+            g = teacher_forward(xb)
+            return update(d3still_loss(student(xs), g))
 
         def student_steps() -> float:
             return sum(timed(student_step, x, r) for x, r in zip(small, row_batches)) / len(small)
-
-        @torch.no_grad()
-        def teacher_forward(xb) -> None:
-            teacher(xb)
 
         student_step(small[0], row_batches[0])  # warm-up
         teacher_forward(big[0])
@@ -99,7 +96,7 @@ def main(images: int = 256, batch: int = 32, teacher_size: int = 256, student_si
         with torch.no_grad():
             q = student.eval()(small[1])
             loss_cached = objective(q, None, row_batches[1]).item()
-            loss_online = d3still_loss(q, teacher(big[1])).item()
+            loss_online = d3still_loss(q, teacher_forward(big[1])).item()
         student.train()
 
         dataset = ViewDataset(image_list.paths, image_list.labels, *every_view(rows, 1), SeededView(student_size, 0))

@@ -37,14 +37,14 @@ class DecodedCache(Dataset):
     def __init__(self, dataset: Dataset, shape: tuple[int, ...], budget_mb: float, shared: bool):
         self.dataset = dataset
         item_bytes = math.prod(shape)
-        self.capacity = min(len(dataset), int(budget_mb * 2**20) // item_bytes)
+        self.capacity = wanted = min(len(dataset), int(budget_mb * 2**20) // item_bytes)
         free = shared_memory_free() if shared else None
-        if free is not None and self.capacity * item_bytes > free // 2:
+        if free is not None and wanted * item_bytes > free // 2:
             # A shared store larger than /dev/shm would crash a worker (SIGBUS) when it fills the last pages.
             self.capacity = free // 2 // item_bytes
             log.warning("%s has %.0f MB free: keeping %d decoded items in memory instead of %d (raise its size, "
                         "e.g. docker --shm-size, or lower the image cache)", SHARED_MEMORY, free / 2**20,
-                        self.capacity, min(len(dataset), int(budget_mb * 2**20) // item_bytes))
+                        self.capacity, wanted)
         self.images = torch.empty((self.capacity, *shape), dtype=torch.uint8)
         self.labels = torch.empty(self.capacity, dtype=torch.int64)
         self.keys = torch.empty(self.capacity, dtype=torch.int64)

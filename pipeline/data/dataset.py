@@ -32,8 +32,8 @@ class CenterOnCanvas(v2.Transform):
 
     def transform(self, inpt, params):
         height, width = inpt.shape[-2:]
-        left, top = max(self.size - width, 0) // 2, max(self.size - height, 0) // 2
-        padding = [left, top, max(self.size - width, 0) - left, max(self.size - height, 0) - top]
+        pad_x, pad_y = max(self.size - width, 0), max(self.size - height, 0)
+        padding = [pad_x // 2, pad_y // 2, pad_x - pad_x // 2, pad_y - pad_y // 2]  # left, top, right, bottom
         return v2.functional.center_crop(v2.functional.pad(inpt, padding, fill=list(MEAN_LEVELS)), [self.size])
 
 
