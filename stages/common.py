@@ -9,6 +9,7 @@ import numpy as np
 from pipeline import layout
 from pipeline.data.h5 import FeatureFile, read_features
 from pipeline.data.listfile import ImageList, read_list
+from pipeline.data.rows import FeatureRows
 from pipeline.errors import RdistillError
 from pipeline.evaluate.revisited import format_revisited
 from pipeline.io import sha256_file
@@ -50,6 +51,20 @@ def read_checked_features(path, list_sha: str, teacher: str | None = None) -> Fe
     if teacher is not None:
         require_match(path, features.attrs, "teacher", teacher)
     return features
+
+
+def open_checked_features(path, list_sha: str, teacher: str | None = None, rows=None, dataset: str = "features",
+                          plane: int | None = None) -> FeatureRows:
+    """A FeatureRows reader of a feature file whose provenance matches the prepared list (and teacher)."""
+    reader = FeatureRows(path, rows, dataset, plane)
+    try:
+        require_match(path, reader.attrs, "list_sha256", list_sha)
+        if teacher is not None:
+            require_match(path, reader.attrs, "teacher", teacher)
+    except Exception:
+        reader.close()
+        raise
+    return reader
 
 
 @dataclass(frozen=True)

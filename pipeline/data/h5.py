@@ -108,7 +108,7 @@ def read_arrays(path: str | Path, names: list[str]) -> tuple[dict[str, np.ndarra
     path = Path(path)
     try:
         with h5py.File(path, "r") as h5:
-            attrs = {k: _decode(v) for k, v in h5.attrs.items()}
+            attrs = {k: decode_attr(v) for k, v in h5.attrs.items()}
             if not attrs.get("complete"):
                 raise RdistillError(f"{path}: incomplete file (no 'complete' mark); rerun the stage that writes it")
             missing = [n for n in names if n not in h5]
@@ -153,7 +153,7 @@ def _encode(value):
     return value
 
 
-def _decode(value):
+def decode_attr(value):
     """Undo _encode: JSON strings back to containers, numpy scalars to Python."""
     if isinstance(value, bytes):
         value = value.decode()

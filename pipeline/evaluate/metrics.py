@@ -1,27 +1,23 @@
-"""Class-protocol retrieval metrics (METHODS §7): mAP, Recall@k and CMC, streamed over query batches.
+"""Class-protocol retrieval metrics (METHODS §7): mAP, Recall@k and CMC from the ranks of the positives.
 
-Rankings come from exact FAISS inner-product search (GPU when present) one query batch at a time,
-so a query × gallery matrix never exists whole: a batch holds at most `max_entries` gallery ids.
+The gallery is never ranked whole: pipeline.evaluate.ranks counts, for each positive, the kept
+gallery items ahead of it, one query batch at a time within a fixed memory budget.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.index.search import build_index
+from pipeline.data.rows import ArrayRows
+from pipeline.evaluate.ranks import BUDGET_BYTES, positive_ranks
 
-MAX_ENTRIES = 1 << 25  # gallery ids held per query batch (~256 MB of int64)
 RECALL_LEVELS = np.linspace(0.0, 1.0, 21)
 
 
-def ranked_batches(q: np.ndarray, db: np.ndarray, max_entries: int = MAX_ENTRIES) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (first query index, (b, n_db) gallery positions best first) for batches of queries."""
-    index = build_index(db, "Flat")
-    batch = max(1, max_entries // len(db))
-    for start in range(0, len(q), batch):
-        _, ids = index.search(np.ascontiguousarray(q[start:start + batch], dtype=np.float32), len(db))
-        yield start, ids
+def as_rows(features):
+    """A rows reader (pipeline.data.rows) for an (N, D) array; readers are returned as they are."""
+    return ArrayRows(features) if isinstance(features, np.ndarray) else features
 
 
 def average_precision(relevant: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
@@ -53,36 +49,66 @@ def interpolated_precision(relevant: np.ndarray, kept: np.ndarray, levels: np.nd
     return out
 
 
-def class_protocol(q: np.ndarray, q_labels: np.ndarray, q_rows: np.ndarray, db: np.ndarray,
+def ap_from_ranks(ranks: np.ndarray) -> float:
+    """Non-interpolated AP from the sorted 0-based ranks of all P positives: (1/P) Σ_i (i + 1) / (r_i + 1)."""
+    i = np.arange(1, len(ranks) + 1, dtype=np.float64)
+    return float(np.sum(i / (ranks + 1)) / len(ranks)) if len(ranks) else float("nan")
+
+
+def curve_from_ranks(ranks: np.ndarray, levels: np.ndarray = RECALL_LEVELS) -> np.ndarray:
+    """Interpolated precision (highest precision at recall ≥ level) from the sorted ranks of all positives."""
+    hits = np.arange(1, len(ranks) + 1, dtype=np.float64)
+    precision, recall = hits / (ranks + 1), hits / len(ranks)
+    return np.array([precision[recall >= level].max(initial=0.0) for level in levels])
+
+
+def class_positions(db_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted labels, gallery positions in that order): the positions of label L are a slice of the second."""
+    order = np.argsort(db_labels, kind="stable")
+    return db_labels[order], order
+
+
+def class_settings(q_labels: np.ndarray, q_rows: np.ndarray, db_labels: np.ndarray, db_rows: np.ndarray,
+                   q_cameras: np.ndarray | None = None, db_cameras: np.ndarray | None = None) -> list:
+    """Each query's (positives, removed) gallery positions: same label; itself and, with cameras,
+    same-label images of its own camera removed (re-id)."""
+    sorted_labels, by_label = class_positions(db_labels)
+    row_order = np.argsort(db_rows, kind="stable")
+    sorted_rows = db_rows[row_order]
+    settings = []
+    for label, row, i in zip(q_labels, q_rows, range(len(q_labels))):
+        lo, hi = np.searchsorted(sorted_labels, label, "left"), np.searchsorted(sorted_labels, label, "right")
+        positives = np.sort(by_label[lo:hi])
+        a, b = np.searchsorted(sorted_rows, row, "left"), np.searchsorted(sorted_rows, row, "right")
+        removed = row_order[a:b]
+        if q_cameras is not None and db_cameras is not None:
+            removed = np.union1d(removed, positives[db_cameras[positives] == q_cameras[i]])
+        settings.append([(positives, removed)])
+    return settings
+
+
+def class_protocol(q: np.ndarray, q_labels: np.ndarray, q_rows: np.ndarray, db,
                    db_labels: np.ndarray, db_rows: np.ndarray, recall_at: Sequence[int] = (1, 5, 10),
                    q_cameras: np.ndarray | None = None, db_cameras: np.ndarray | None = None,
-                   max_entries: int = MAX_ENTRIES) -> dict:
+                   budget_bytes: int = BUDGET_BYTES) -> dict:
     """mAP and Recall@k (METHODS §7, class protocol); the re-id variant when cameras are given.
 
-    A query's own row is removed from its gallery; with cameras, gallery images of the same label
-    taken by the same camera are removed too (re-id protocol; Recall@1 is then CMC rank-1).
-    Queries without positives are left out of the mAP and the recalls. `pr_curve` holds the mean
-    interpolated precision at recall levels 0, 0.05, …, 1.
+    q: (n_q, D) query features; db: the gallery, an (n_db, D) array or a rows reader. A query's own
+    row is removed from its gallery; with cameras, gallery images of the same label taken by the
+    same camera are removed too (re-id protocol; Recall@1 is then CMC rank-1). Queries without
+    positives are left out of the mAP and the recalls. `pr_curve` holds the mean interpolated
+    precision at recall levels 0, 0.05, …, 1.
     """
-    aps, first_hit, curves = [], [], []
-    for start, ids in ranked_batches(q, db, max_entries):
-        stop = start + len(ids)
-        relevant = db_labels[ids] == q_labels[start:stop, None]
-        kept = db_rows[ids] != q_rows[start:stop, None]
-        if q_cameras is not None and db_cameras is not None:
-            kept &= ~(relevant & (db_cameras[ids] == q_cameras[start:stop, None]))
-        aps.append(average_precision(relevant, kept))
-        curves.append(interpolated_precision(relevant, kept))
-        kept_rank = np.cumsum(kept, axis=1)
-        first = np.where(relevant & kept, kept_rank, np.iinfo(np.int64).max).min(axis=1)
-        first_hit.append(first)
-    ap, first = np.concatenate(aps), np.concatenate(first_hit)
-    has_pos = ~np.isnan(ap)
-    result = {"mAP": float(ap[has_pos].mean()) if has_pos.any() else float("nan"),
+    settings = class_settings(q_labels, q_rows, db_labels, db_rows, q_cameras, db_cameras)
+    ranks = [r[0] for r in positive_ranks(q, as_rows(db), settings, budget_bytes)]
+    has_pos = np.array([len(r) > 0 for r in ranks], dtype=bool)
+    kept = [r for r in ranks if len(r)]
+    result = {"mAP": float(np.mean([ap_from_ranks(r) for r in kept])) if kept else float("nan"),
               "queries": int(len(q)), "queries_without_positives": int((~has_pos).sum())}
+    first = np.array([r[0] + 1 for r in kept])  # 1-based rank of the first correct result (CMC)
     for k in recall_at:
-        result[f"R@{k}"] = float((first[has_pos] <= k).mean()) if has_pos.any() else float("nan")
-    curve = np.concatenate(curves)[has_pos]
+        result[f"R@{k}"] = float((first <= k).mean()) if kept else float("nan")
+    curve = np.array([curve_from_ranks(r) for r in kept]).reshape(len(kept), len(RECALL_LEVELS))
     result["pr_curve"] = {"recall": RECALL_LEVELS.tolist(),
                           "precision": (curve.mean(axis=0) if len(curve) else np.full(len(RECALL_LEVELS), np.nan)).tolist()}
     return result

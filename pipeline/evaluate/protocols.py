@@ -11,8 +11,9 @@ import numpy as np
 
 from pipeline.data.listfile import ImageList
 from pipeline.errors import RdistillError
-from pipeline.evaluate.metrics import class_protocol, ranked_batches
-from pipeline.evaluate.revisited import QueryTruth, revisited_scores
+from pipeline.evaluate.metrics import as_rows, class_protocol
+from pipeline.evaluate.ranks import positive_ranks
+from pipeline.evaluate.revisited import SETTINGS, QueryTruth, revisited_scores_from_ranks
 from pipeline.index.search import exact_search
 
 log = logging.getLogger(__name__)
@@ -46,20 +47,22 @@ def load_ground_truth(path: Path, image_list: ImageList) -> GroundTruth | None:
     return GroundTruth(truth.get("dataset", "revisited"), rows, truths)
 
 
-def score(image_list: ImageList, q: np.ndarray, db: np.ndarray, ground_truth: GroundTruth | None,
-          recall_at: Sequence[int]) -> dict:
-    """Metrics of query features `q` against gallery features `db` (both (N, D) indexed by list row).
+def score(image_list: ImageList, q, db, ground_truth: GroundTruth | None, recall_at: Sequence[int]) -> dict:
+    """Metrics of query features `q` against gallery features `db`, each an (N, D) array indexed by list
+    row or a rows reader over the list's rows (pipeline.data.rows); only query and gallery rows are read.
 
     Revisited protocol when `ground_truth` is given (E/M/H mAP and mP@k), otherwise the class
     protocol (re-id camera filtering when the list has cameras).
     """
+    q, db = as_rows(q), as_rows(db)
     db_rows = image_list.gallery_rows()
-    if q.shape[1] != db.shape[1]:
-        raise RdistillError(f"query features are {q.shape[1]}-d but gallery features {db.shape[1]}-d")
+    if q.dim != db.dim:
+        raise RdistillError(f"query features are {q.dim}-d but gallery features {db.dim}-d")
+    gallery = db.with_rows(db_rows)
     if ground_truth is not None:  # mP@k caps k at the last positive, so any k is defined
-        q_rows = ground_truth.query_rows
-        rankings = (ranking for _, ids in ranked_batches(q[q_rows], db[db_rows]) for ranking in ids)
-        return revisited_scores(rankings, ground_truth.queries, recall_at)
+        settings = [[truth.split(s) for s in SETTINGS] for truth in ground_truth.queries]
+        ranks = positive_ranks(q.gather(ground_truth.query_rows), gallery, settings)
+        return revisited_scores_from_ranks(ranks, ground_truth.queries, recall_at)
     q_rows = image_list.query_rows()
     too_deep = [k for k in recall_at if k > len(db_rows)]
     if too_deep:
@@ -72,7 +75,7 @@ def score(image_list: ImageList, q: np.ndarray, db: np.ndarray, ground_truth: Gr
         row = q_rows[np.flatnonzero(labels[q_rows] < 0)[0]]
         raise RdistillError(f"{image_list.source}: query row {row} ({image_list.ids[row]}) has no label")
     cams = image_list.cameras
-    result = class_protocol(q[q_rows], labels[q_rows], q_rows, db[db_rows], labels[db_rows], db_rows, recall_at,
+    result = class_protocol(q.gather(q_rows), labels[q_rows], q_rows, gallery, labels[db_rows], db_rows, recall_at,
                             None if cams is None else cams[q_rows], None if cams is None else cams[db_rows])
     if result["queries_without_positives"]:
         log.warning("%d of %d queries have no positive in the gallery; they are left out of mAP and recall",

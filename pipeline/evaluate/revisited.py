@@ -57,20 +57,27 @@ def precision_at_k(ranks: np.ndarray, ks: Sequence[int]) -> np.ndarray:
 
 
 def revisited_scores(rankings: Iterable[np.ndarray], truths: Sequence[QueryTruth], ks: Sequence[int] = (1, 5, 10)) -> dict:
+    """revisited_scores_from_ranks for whole rankings: one array of gallery positions (best first) per query."""
+    ranks = ([positive_ranks(ranking, *truth.split(s)) for s in SETTINGS] for ranking, truth in zip(rankings, truths, strict=True))
+    return revisited_scores_from_ranks(ranks, truths, ks)
+
+
+def revisited_scores_from_ranks(ranks: Iterable[Sequence[np.ndarray]], truths: Sequence[QueryTruth],
+                                ks: Sequence[int] = (1, 5, 10)) -> dict:
     """mAP and mP@k per setting over queries; a query without positives in a setting is left out of it.
 
-    rankings: one array of gallery positions (best first, whole gallery) per query, in the order of `truths`.
+    ranks: per query (in the order of `truths`), the sorted 0-based ranks of its positives among the
+    kept items for each of SETTINGS (see pipeline.evaluate.ranks).
     """
     aps = {s: [] for s in SETTINGS}
     prs = {s: [] for s in SETTINGS}
-    for ranking, truth in zip(rankings, truths, strict=True):
-        for setting in SETTINGS:
-            positives, ignored = truth.split(setting)
+    for per_setting, truth in zip(ranks, truths, strict=True):
+        for setting, setting_ranks in zip(SETTINGS, per_setting):
+            positives, _ = truth.split(setting)
             if len(positives) == 0:
                 continue
-            ranks = positive_ranks(ranking, positives, ignored)
-            aps[setting].append(reference_ap(ranks, len(positives)))
-            prs[setting].append(precision_at_k(ranks, ks))
+            aps[setting].append(reference_ap(setting_ranks, len(positives)))
+            prs[setting].append(precision_at_k(setting_ranks, ks))
     result = {}
     for setting in SETTINGS:
         result[setting] = {

@@ -21,19 +21,66 @@ class Whitening:
     n_informative: int  # eigenvalues above the clamp threshold
 
 
+class MomentAccumulator:
+    """Mean and covariance of rows fed block by block, in float64 (METHODS §2: b and Σ).
+
+    Each block's own mean and centred scatter are merged with the running ones (Chan, Golub and
+    LeVeque's pairwise update), so memory is one block plus two D×D matrices, and a single block
+    gives exactly the in-memory `z.mean(0)` and `(z − b)ᵀ(z − b)`.
+    """
+
+    def __init__(self):
+        self.count, self.mean, self.scatter = 0, None, None
+
+    def add(self, block: np.ndarray) -> None:
+        """Fold (n, D) rows into the running moments."""
+        if len(block) == 0:
+            return
+        z64 = block.astype(np.float64)
+        mean = z64.mean(axis=0)
+        centred = z64 - mean
+        scatter = centred.T @ centred
+        n = len(block)
+        if self.count == 0:
+            self.count, self.mean, self.scatter = n, mean, scatter
+            return
+        total = self.count + n
+        delta = mean - self.mean
+        self.scatter += scatter + np.outer(delta, delta) * (self.count * n / total)
+        self.mean = self.mean + delta * (n / total)
+        self.count = total
+
+    def covariance(self) -> np.ndarray:
+        """Σ = scatter / M (population covariance, as METHODS §2)."""
+        return self.scatter / self.count
+
+
 def learn_pca(z: np.ndarray, n_components: int, power: float = 0.5) -> Whitening:
     """METHODS §2: b = mean(z), Σ = (z−b)ᵀ(z−b)/M, W = diag(λ_1..c)^(−power) U[:, :c]ᵀ.
 
-    z: (M, D) l2-normalised training features. Warns when n_components exceeds the informative
-    eigenvalues or when M / n_components is small (noise gets amplified).
+    z: (M, D) l2-normalised training features, in memory. `learn_pca_blocks` does the same from blocks.
     """
-    m, d = z.shape
-    if n_components > d:
-        raise RdistillError(f"whiten.n_components: {n_components} exceeds the feature dimension {d}")
-    z64 = z.astype(np.float64)
-    mean = z64.mean(axis=0)
-    centred = z64 - mean
-    cov = centred.T @ centred / m
+    return learn_pca_blocks([z], n_components, power)
+
+
+def learn_pca_blocks(blocks, n_components: int, power: float = 0.5) -> Whitening:
+    """learn_pca from an iterable of (n, D) row blocks: memory is one block and D×D float64 matrices.
+
+    Warns when n_components exceeds the informative eigenvalues or when M / n_components is small
+    (noise gets amplified).
+    """
+    moments = MomentAccumulator()
+    for block in blocks:
+        if moments.count == 0 and n_components > block.shape[1]:
+            raise RdistillError(f"whiten.n_components: {n_components} exceeds the feature dimension {block.shape[1]}")
+        moments.add(block)
+    if moments.count == 0:
+        raise RdistillError("whitening needs at least one training image")
+    return pca_from_moments(moments.mean, moments.covariance(), moments.count, n_components, power)
+
+
+def pca_from_moments(mean: np.ndarray, cov: np.ndarray, m: int, n_components: int, power: float) -> Whitening:
+    """The whitening of METHODS §2 from the training mean b (D,) and covariance Σ (D, D) of M images."""
     eigenvalues, eigenvectors = np.linalg.eigh(cov)
     order = np.argsort(eigenvalues)[::-1]
     eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
@@ -42,10 +89,10 @@ def learn_pca(z: np.ndarray, n_components: int, power: float = 0.5) -> Whitening
     eigenvalues = np.maximum(eigenvalues, threshold)
     if n_components > n_informative:
         warnings.warn(f"whitening keeps {n_components} components but only {n_informative} eigenvalues "
-                      f"exceed max(λ)·{CLAMP_RATIO:g}; the rest carry no signal", stacklevel=2)
+                      f"exceed max(λ)·{CLAMP_RATIO:g}; the rest carry no signal", stacklevel=3)
     if m < 10 * n_components:
         warnings.warn(f"whitening learned on {m} images for {n_components} components (M/n_c = {m / n_components:.1f}); "
-                      f"small ratios amplify noise", stacklevel=2)
+                      f"small ratios amplify noise", stacklevel=3)
     projection = eigenvalues[:n_components, None] ** (-power) * eigenvectors[:, :n_components].T
     return Whitening(mean, projection, eigenvalues, n_informative)
 

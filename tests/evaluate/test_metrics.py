@@ -67,7 +67,7 @@ def test_batched_faiss_ranking_equals_dense_computation(rng):
     rows = np.arange(120)
     q_rows = rows[:50]  # queries are also gallery images: self removed
     got = class_protocol(db[q_rows], labels[q_rows], q_rows, db, labels, rows, recall_at=(1, 5),
-                         max_entries=120 * 7)  # 7 queries per batch
+                         budget_bytes=4 * 120 * 7)  # 7 queries per batch
     ref_map, ref_r5 = dense_reference(db[q_rows], labels[q_rows], q_rows, db, labels, rows, k=5)
     assert np.isclose(got["mAP"], ref_map) and np.isclose(got["R@5"], ref_r5)
 

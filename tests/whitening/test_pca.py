@@ -84,3 +84,29 @@ def test_angle_statistics_of_isotropic_features_follow_the_sin_power_law(rng):
     assert abs(stats["mean_cos"]) < 0.01 and abs(stats["var_cos"] - 1 / 16) < 0.005
     skewed = np.abs(x)  # all in one orthant: cosines positive
     assert angle_statistics(skewed)["mean_cos"] > 0.5
+
+
+def test_whitening_from_blocks_equals_the_in_memory_result(rng):
+    from pipeline.whitening.pca import learn_pca_blocks
+    z = teacher_like(rng, rng.standard_normal((2500, 16)), 48)
+    whole = learn_pca(z, n_components=12, power=0.5)
+    blocks = [z[a:b] for a, b in ((0, 7), (7, 1000), (1000, 1001), (1001, 2500))]  # uneven, one of a single row
+    streamed = learn_pca_blocks(iter(blocks), n_components=12, power=0.5)
+    centred = z - z.mean(axis=0)
+    assert np.allclose(streamed.mean, z.mean(axis=0), rtol=0, atol=1e-12)
+    assert np.allclose(streamed.eigenvalues, np.linalg.eigvalsh(centred.T @ centred / len(z))[::-1], rtol=0, atol=1e-12)
+    # projections agree up to the sign of each eigenvector
+    signs = np.sign(np.sum(streamed.projection * whole.projection, axis=1))
+    assert np.allclose(streamed.projection * signs[:, None], whole.projection, rtol=0, atol=1e-10)
+    assert streamed.n_informative == whole.n_informative
+
+
+def test_one_block_is_bit_identical_to_the_in_memory_formula(rng):
+    from pipeline.whitening.pca import MomentAccumulator
+    z = teacher_like(rng, rng.standard_normal((300, 8)), 20).astype(np.float32)
+    moments = MomentAccumulator()
+    moments.add(z)
+    z64 = z.astype(np.float64)
+    centred = z64 - z64.mean(axis=0)
+    assert np.array_equal(moments.mean, z64.mean(axis=0))
+    assert np.array_equal(moments.covariance(), centred.T @ centred / len(z))

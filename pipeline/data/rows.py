@@ -1,0 +1,201 @@
+"""Feature files read by rows: consecutive blocks, or any rows gathered, never the whole file.
+
+Every stage that reads features goes through `FeatureRows`, so its memory is bounded by the block
+size (`BLOCK_BYTES` of float32 per block) and not by the number of rows. Reads follow the file's
+HDF5 chunks: gathered rows are grouped into spans that are read as one slice each, so rows that
+lie close together cost one read. Every block is checked for NaN, inf and all-zero rows as it is
+read, and an error names the file and the row.
+
+`ArrayRows` offers the same interface over an array already in memory (student features, tests).
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pipeline.data.h5 import decode_attr
+from pipeline.errors import RdistillError
+
+BLOCK_BYTES = 64 << 20  # float32 bytes per block read: 8,192 rows of 2048-d features
+
+
+def block_rows(dim: int, block_bytes: int = BLOCK_BYTES) -> int:
+    """Rows of `dim` float32 values that fit in `block_bytes` (at least 1)."""
+    return max(1, block_bytes // (4 * max(dim, 1)))
+
+
+def check_block(path, first_row: int, feats: np.ndarray, rows: np.ndarray | None = None) -> None:
+    """Refuse NaN, inf and all-zero rows, naming the file and the row (`rows`: the file rows of `feats`)."""
+    bad = np.flatnonzero(~np.isfinite(feats).all(axis=1))
+    zero = np.flatnonzero(~feats.any(axis=1))
+    for found, what in ((bad, "holds NaN or inf"), (zero, "is all zeros")):
+        if found.size:
+            row = int(rows[found[0]]) if rows is not None else first_row + int(found[0])
+            raise RdistillError(f"{path}: row {row} {what}")
+
+
+def spans(sorted_rows: np.ndarray, max_span: int, max_gap: int) -> list[tuple[int, int]]:
+    """Cut ascending rows into (lo, hi) position ranges, each covering at most `max_span` file rows
+    and never bridging a gap of more than `max_gap` rows (so no chunk is read for nothing)."""
+    out, n = [], len(sorted_rows)
+    cuts = np.concatenate([[0], np.flatnonzero(np.diff(sorted_rows) > max_gap) + 1, [n]])
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        lo = int(a)
+        while lo < b:
+            hi = int(np.searchsorted(sorted_rows[lo:b], sorted_rows[lo] + max_span)) + lo
+            out.append((lo, hi))
+            lo = hi
+    return out
+
+
+class FeatureRows:
+    """A complete feature file's `features` (or one plane of its `views`) read by rows.
+
+    `rows` (default: every row) chooses which file rows the reader covers; positions 0..len−1
+    refer to them in that order. Use as a context manager, or call `close()`.
+    """
+
+    def __init__(self, path: str | Path, rows: np.ndarray | None = None, dataset: str = "features",
+                 plane: int | None = None, block: int | None = None, check: bool = True):
+        self.path = Path(path)
+        try:
+            self.h5 = h5py.File(self.path, "r")
+        except FileNotFoundError:
+            raise RdistillError(f"{self.path}: file not found; run the stage that writes it") from None
+        except OSError as exc:
+            raise RdistillError(f"{self.path}: unreadable HDF5 file ({exc})") from None
+        self.attrs = {k: decode_attr(v) for k, v in self.h5.attrs.items()}
+        if not self.attrs.get("complete"):
+            self.h5.close()
+            raise RdistillError(f"{self.path}: incomplete file (no 'complete' mark); rerun the stage that writes it")
+        if dataset not in self.h5:
+            self.h5.close()
+            raise RdistillError(f"{self.path}: missing dataset {dataset!r}")
+        self.data = self.h5[dataset]
+        self.plane = plane
+        shape = self.data.shape if plane is None else self.data.shape[1:]
+        if len(shape) != 2:
+            self.h5.close()
+            raise RdistillError(f"{self.path}: {dataset} has shape {self.data.shape}, expected rows × dim")
+        self.n_file_rows, self.dim = int(shape[0]), int(shape[1])
+        if dataset == "features" and ("ids" not in self.h5 or self.h5["ids"].shape[0] != self.n_file_rows):
+            n_ids = self.h5["ids"].shape[0] if "ids" in self.h5 else 0
+            self.h5.close()
+            raise RdistillError(f"{self.path}: features of shape {tuple(shape)} for {n_ids} ids")
+        self.rows = np.arange(self.n_file_rows) if rows is None else np.asarray(rows, dtype=np.int64)
+        if len(self.rows) and (self.rows.min() < 0 or self.rows.max() >= self.n_file_rows):
+            self.h5.close()
+            raise RdistillError(f"{self.path}: asked for row {int(self.rows.max())} of {self.n_file_rows}")
+        self.block = block or block_rows(self.dim)
+        chunks = self.data.chunks
+        self.chunk = (chunks[0] if plane is None else chunks[1]) if chunks else self.block
+        self.check = check
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def ids(self) -> np.ndarray:
+        """The ids of the covered rows (object array of str)."""
+        ids = self.h5["ids"].asstr()[()]
+        return ids if len(self.rows) == self.n_file_rows else ids[self.rows]
+
+    def view_rows(self) -> np.ndarray | None:
+        """The training rows whose augmented views the file holds (None without views)."""
+        return self.h5["view_rows"][()] if "view_rows" in self.h5 else None
+
+    def with_rows(self, rows: np.ndarray) -> "FeatureRows":
+        """A reader over the same open file covering file rows `rows` instead (closing either closes both)."""
+        other = copy.copy(self)
+        other.rows = np.asarray(rows, dtype=np.int64)
+        return other
+
+    def read_file_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Features of file rows `rows` (any order, repeats allowed), read span by span: (len(rows), D) float32."""
+        rows = np.asarray(rows, dtype=np.int64)
+        unique, inverse = np.unique(rows, return_inverse=True)
+        out = np.empty((len(unique), self.dim), dtype=np.float32)
+        for lo, hi in spans(unique, self.block, self.chunk):
+            first, last = int(unique[lo]), int(unique[hi - 1]) + 1
+            span = self.data[first:last] if self.plane is None else self.data[self.plane, first:last]
+            out[lo:hi] = span[unique[lo:hi] - first]
+        if self.check:
+            check_block(self.path, 0, out, unique)
+        return out[inverse] if len(unique) != len(rows) or not np.array_equal(unique, rows) else out
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Features of positions start..stop."""
+        return self.read_file_rows(self.rows[start:stop])
+
+    def gather(self, positions: np.ndarray) -> np.ndarray:
+        """Features of any positions (any order)."""
+        return self.read_file_rows(self.rows[np.asarray(positions, dtype=np.int64)])
+
+    def blocks(self, block: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(first position, features) of consecutive blocks covering every position."""
+        block = block or self.block
+        for start in range(0, len(self), block):
+            yield start, self.read(start, start + block)
+
+    def sample(self, n: int) -> np.ndarray:
+        """min(n, all) positions' features, evenly spread; memory: the sample and one block."""
+        picks = np.unique(np.linspace(0, len(self) - 1, min(n, len(self))).astype(np.int64))
+        return self.gather(picks)
+
+    def close(self) -> None:
+        """Release the file."""
+        self.h5.close()
+
+    def __enter__(self) -> "FeatureRows":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ArrayRows:
+    """The FeatureRows interface over an (N, D) array in memory (e.g. a student's features)."""
+
+    def __init__(self, features: np.ndarray, rows: np.ndarray | None = None, block: int | None = None):
+        self.features = features
+        self.rows = np.arange(len(features)) if rows is None else np.asarray(rows, dtype=np.int64)
+        self.dim = features.shape[1]
+        self.block = block or block_rows(self.dim)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def with_rows(self, rows: np.ndarray) -> "ArrayRows":
+        """The same array seen through file rows `rows`."""
+        return ArrayRows(self.features, rows, self.block)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Features of positions start..stop."""
+        return np.ascontiguousarray(self.features[self.rows[start:stop]], dtype=np.float32)
+
+    def gather(self, positions: np.ndarray) -> np.ndarray:
+        """Features of any positions (any order)."""
+        return np.ascontiguousarray(self.features[self.rows[np.asarray(positions, dtype=np.int64)]], dtype=np.float32)
+
+    def blocks(self, block: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(first position, features) of consecutive blocks covering every position."""
+        block = block or self.block
+        for start in range(0, len(self), block):
+            yield start, self.read(start, start + block)
+
+    def sample(self, n: int) -> np.ndarray:
+        """min(n, all) positions' features, evenly spread."""
+        return self.gather(np.unique(np.linspace(0, len(self) - 1, min(n, len(self))).astype(np.int64)))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> "ArrayRows":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
