@@ -1,19 +1,22 @@
 """Stages scored from cached features alone (no network, no torch import): `evaluate-teacher` (raw and
-whitened) and `evaluate-em` (EM: the teachers' whitened similarities averaged at test time)."""
+whitened) and `evaluate-em` (EM: the teachers' whitened similarities averaged at test time).
+
+Features are read by rows: only query and gallery rows for the scores, sampled training rows for
+the diagnostics; nothing M × M or Q × G is ever held.
+"""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
-import numpy as np
-
 from pipeline import layout
-from pipeline.evaluate.ensemble import ensemble_mean_features
-from pipeline.evaluate.metrics import mean_reciprocal_rank
+from pipeline.evaluate.ensemble import EnsembleRows
+from pipeline.evaluate.metrics import view_mrr
 from pipeline.evaluate.protocols import load_ground_truth, score
 from pipeline.io import write_json
 from pipeline.params import load_params
 from pipeline.whitening.pca import angle_statistics
-from stages.common import prepared_list, print_revisited, read_checked_features
+from stages.common import open_checked_features, prepared_list, print_revisited
 
 
 def evaluate_teacher(name: str, params_path: Path) -> str:
@@ -23,10 +26,10 @@ def evaluate_teacher(name: str, params_path: Path) -> str:
     truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
     result = {}
     for setting, source in (("raw", layout.raw_features(name)), ("whitened", layout.whitened_features(name))):
-        features = read_checked_features(source, list_sha, name)
-        result[setting] = score(image_list, features.features, features.features, truth, p.recall_at)
+        with open_checked_features(source, list_sha, name) as features:
+            result[setting] = score(image_list, features, features, truth, p.recall_at)
+            result[setting]["dim"] = int(features.dim)
         result[setting].pop("pr_curve", None)
-        result[setting]["dim"] = int(features.features.shape[1])
     write_json(layout.metrics("eval_teacher", name), result)
     return print_revisited(truth, result, p.recall_at)
 
@@ -37,16 +40,21 @@ def evaluate_ensemble(params_path: Path) -> str:
     image_list, list_sha = prepared_list()
     truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
     teachers = list(params.teachers)
-    files = [read_checked_features(layout.whitened_features(t), list_sha, t) for t in teachers]
-    joint = ensemble_mean_features([f.features for f in files])
-    result = score(image_list, joint, joint, truth, params.evaluate.recall_at)
-    result.pop("pr_curve", None)
-    diagnostics = {t: {"angles": angle_statistics(f.features[image_list.train_rows()])} for t, f in zip(teachers, files)}
-    if all(f.views is not None for f in files):  # Whiten-MTD's MRR: plain image vs its first view, per teacher and fused
-        per_teacher = [f.features[f.view_rows] @ f.views[0].T for f in files]
-        for t, sim in zip(teachers, per_teacher):
-            diagnostics[t]["view_mrr"] = mean_reciprocal_rank(sim)
-        diagnostics["EM"] = {"view_mrr": mean_reciprocal_rank(np.mean(per_teacher, axis=0))}
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(open_checked_features(layout.whitened_features(t), list_sha, t)) for t in teachers]
+        joint = EnsembleRows(files)
+        result = score(image_list, joint, joint, truth, params.evaluate.recall_at)
+        result.pop("pr_curve", None)
+        train = image_list.train_rows()
+        diagnostics = {t: {"angles": angle_statistics(f.with_rows(train))} for t, f in zip(teachers, files)}
+        view_rows = [f.view_rows() for f in files]
+        if all(v is not None for v in view_rows):  # Whiten-MTD's MRR: plain image vs its first view, per teacher and fused
+            plains = [f.with_rows(v) for f, v in zip(files, view_rows)]
+            firsts = [stack.enter_context(open_checked_features(layout.whitened_features(t), list_sha, t,
+                                                                dataset="views", plane=0)) for t in teachers]
+            for t, plain, first in zip(teachers, plains, firsts):
+                diagnostics[t]["view_mrr"] = view_mrr(plain, first)
+            diagnostics["EM"] = {"view_mrr": view_mrr(EnsembleRows(plains), EnsembleRows(firsts))}
     write_json(layout.metrics("eval_ensemble", "EM"), {"teachers": teachers, "symmetric": result,
                                                        "diagnostics": diagnostics})
     return print_revisited(truth, {"symmetric": result}, params.evaluate.recall_at)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.data.rows import ArrayRows
-from pipeline.evaluate.ranks import BUDGET_BYTES, positive_ranks
+from pipeline.evaluate.ranks import BUDGET_BYTES, positive_ranks, similarity_rows
 
 RECALL_LEVELS = np.linspace(0.0, 1.0, 21)
 
@@ -112,6 +112,21 @@ def class_protocol(q: np.ndarray, q_labels: np.ndarray, q_rows: np.ndarray, db,
     result["pr_curve"] = {"recall": RECALL_LEVELS.tolist(),
                           "precision": (curve.mean(axis=0) if len(curve) else np.full(len(RECALL_LEVELS), np.nan)).tolist()}
     return result
+
+
+def view_mrr(plain, views, sample: int = 1000, budget_bytes: int = BUDGET_BYTES) -> float:
+    """Whiten-MTD's MRR diagnostic (METHODS §3) without the M × M matrix: for an even sample of up to
+    `sample` rows i, the rank of view i among all views by similarity to plain image i.
+
+    plain, views: rows readers of the same M rows (plain images and one augmented view of each).
+    """
+    picks = np.unique(np.linspace(0, len(plain) - 1, min(sample, len(plain))).astype(np.int64))
+    reciprocal = []
+    for start, sims in similarity_rows(plain.gather(picks), views, budget_bytes):
+        own = picks[start:start + len(sims)]
+        diagonal = sims[np.arange(len(sims)), own]
+        reciprocal.append(1.0 / ((sims > diagonal[:, None]).sum(axis=1) + 1))
+    return float(np.mean(np.concatenate(reciprocal)))
 
 
 def mean_reciprocal_rank(sim: np.ndarray) -> float:

@@ -106,13 +106,16 @@ def apply_whitening(w: Whitening, z: np.ndarray, batch: int = 65536) -> np.ndarr
     return out
 
 
-def angle_statistics(features: np.ndarray, n_pairs: int = 20000, seed: int = 0) -> dict:
+def angle_statistics(features, n_pairs: int = 20000, seed: int = 0) -> dict:
     """Cosines of random pairs vs the isotropic sin^(n−2)θ law of whitened features (METHODS §2 check).
 
+    features: an (M, D) array or a rows reader (pipeline.data.rows; only the sampled rows are read).
     Returns the sample's mean and variance of cos θ and the law's (0 and 1/n for n dimensions).
     """
     rng = np.random.default_rng(seed)
     a, b = rng.integers(len(features), size=(2, n_pairs))
     keep = a != b
-    cos = np.einsum("nd,nd->n", features[a[keep]], features[b[keep]])
-    return {"mean_cos": float(cos.mean()), "var_cos": float(cos.var()), "isotropic_var_cos": 1.0 / features.shape[1]}
+    gather = features.gather if hasattr(features, "gather") else features.__getitem__
+    cos = np.einsum("nd,nd->n", gather(a[keep]), gather(b[keep]))
+    dim = features.dim if hasattr(features, "dim") else features.shape[1]
+    return {"mean_cos": float(cos.mean()), "var_cos": float(cos.var()), "isotropic_var_cos": 1.0 / dim}
