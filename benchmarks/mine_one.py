@@ -18,12 +18,16 @@ def main(path: Path, factory: str, shortlist: int, k: int, queries: int, batch: 
     import faiss
 
     from pipeline.index.search import recall_at_k, set_nprobe
-    from pipeline.index.stream import RowReader, build_streamed_index, exact_neighbours, streamed_neighbours
+    from pipeline.data.rows import ArrayRows, FeatureRows, read_all
+    from pipeline.index.search import neighbours_of
+    from pipeline.index.stream import build_streamed_index, exact_neighbours
     with h5py.File(path) as h5:
         rows = len(h5["features"])
     reset_peak_rss()
     baseline = current_rss_mb()  # libraries loaded, no features read yet
-    with RowReader(path, np.arange(rows)) as reader:
+    with FeatureRows(path, np.arange(rows)) as file_rows:
+        feats = read_all(file_rows)  # the in-RAM copy the mine stage re-ranks from
+        reader = ArrayRows(feats)
         start = time.perf_counter()
         index = set_nprobe(build_streamed_index(reader, factory), nprobe)
         build = time.perf_counter() - start
@@ -32,7 +36,7 @@ def main(path: Path, factory: str, shortlist: int, k: int, queries: int, batch: 
         reset_peak_rss()
         before_search = current_rss_mb()
         start = time.perf_counter()
-        ids = np.concatenate([streamed_neighbours(index, reader, s, min(s + batch, queries), k, shortlist)[1]
+        ids = np.concatenate([neighbours_of(index, feats, s, min(s + batch, queries), k, shortlist)[1]
                               for s in range(0, queries, batch)])
         search = time.perf_counter() - start
         peak_search = peak_rss_mb() - before_search  # one query batch's working set (results kept aside)

@@ -81,7 +81,7 @@ class WhitenParams(Section):
 
 
 class MineParams(Section):
-    index: str = "PQ8x4"
+    index: str = "auto"  # a FAISS factory string, or auto: exact search below EXACT_BELOW rows, IVF-PQ above
     k: PositiveInt = 64
     shortlist: int = Field(0, ge=0)  # > k: the index proposes this many candidates, re-ranked exactly
     nprobe: PositiveInt = 16  # IVF indexes: inverted lists visited per query

@@ -156,6 +156,14 @@ class FeatureRows:
         self.close()
 
 
+def read_all(reader) -> np.ndarray:
+    """Every covered row in one (len, D) float32 array, filled block by block (no second copy)."""
+    out = np.empty((len(reader), reader.dim), dtype=np.float32)
+    for start, block in reader.blocks():
+        out[start:start + len(block)] = block
+    return out
+
+
 class ArrayRows:
     """The FeatureRows interface over an (N, D) array in memory (e.g. a student's features)."""
 

@@ -31,6 +31,22 @@ def new_index(dim: int, factory: str) -> faiss.Index:
                             f"({str(exc).strip().splitlines()[-1]})") from None
 
 
+EXACT_BELOW = 50_000  # mine.index auto: exact search up to this many training rows (see README, Speed and scale)
+
+
+def auto_factory(n: int, dim: int) -> str:
+    """The index `mine.index: auto` builds for n rows of dim: exact below EXACT_BELOW rows, else IVF-PQ.
+
+    IVF with about 2·√n lists (a power of two), PQ with one 8-bit sub-quantizer per 8 dimensions
+    (the largest divisor of dim not above dim / 8, at least 1); its shortlist is re-ranked exactly.
+    """
+    if n <= EXACT_BELOW:
+        return "Flat"
+    nlist = 1 << int(round(np.log2(2 * np.sqrt(n))))
+    m = max(d for d in range(1, max(1, dim // 8) + 1) if dim % d == 0)
+    return f"IVF{nlist},PQ{m}"
+
+
 def set_nprobe(index: faiss.Index, nprobe: int) -> faiss.Index:
     """Inverted lists visited per query, for IVF indexes (others are returned unchanged)."""
     try:
@@ -75,9 +91,19 @@ def drop_self(sims: np.ndarray, ids: np.ndarray, self_ids: np.ndarray, k: int) -
     return sims[keep].reshape(len(ids), k), ids[keep].reshape(len(ids), k)
 
 
-def rerank_exact(q: np.ndarray, db: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Re-order each row's candidate ids by exact inner product with `db`. q: (n, D), ids: (n, c)."""
-    return by_similarity(np.einsum("nd,ncd->nc", q, db[ids]), ids)
+def rerank_exact(q: np.ndarray, db: np.ndarray, ids: np.ndarray,
+                 pairs_per_step: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+    """Re-order each row's candidate ids by exact inner product with `db`, gathered from memory.
+
+    q: (n, D), ids: (n, c). Temporaries stay at pairs_per_step × D floats however long the shortlist.
+    """
+    sims = np.empty(ids.shape, dtype=np.float32)
+    flat_ids, flat_sims = ids.reshape(-1), sims.reshape(-1)
+    for first in range(0, len(flat_ids), pairs_per_step):
+        pairs = np.arange(first, min(first + pairs_per_step, len(flat_ids)))
+        flat_sims[pairs] = np.einsum("nd,nd->n", q[pairs // ids.shape[1]], db[flat_ids[pairs]])
+    sims[ids < 0] = -np.inf  # FAISS pads with id −1 when it finds fewer candidates than asked
+    return by_similarity(sims, ids)
 
 
 def by_similarity(sims: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

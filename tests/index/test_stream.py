@@ -1,9 +1,9 @@
 import numpy as np
 
 from pipeline.data.h5 import feature_writer
-from pipeline.index.search import build_index, neighbours_of, recall_at_k
-from pipeline.index.stream import (RowReader, build_streamed_index, exact_neighbours, rerank_streamed,
-                                   streamed_neighbours)
+from pipeline.data.rows import ArrayRows, FeatureRows
+from pipeline.index.search import auto_factory, build_index, neighbours_of, recall_at_k, rerank_exact
+from pipeline.index.stream import build_streamed_index, exact_neighbours
 
 
 def feature_file(tmp_path, rng, n=300, dim=16):
@@ -18,7 +18,7 @@ def feature_file(tmp_path, rng, n=300, dim=16):
 def test_reader_reads_only_the_chosen_rows_in_blocks(tmp_path, rng):
     path, x = feature_file(tmp_path, rng)
     rows = np.arange(3, 300, 3)
-    reader = RowReader(path, rows, block=17)
+    reader = FeatureRows(path, rows, block=17)
     assert np.array_equal(reader.read(5, 9), x[rows[5:9]])
     starts, blocks = zip(*reader.blocks())
     assert starts[:3] == (0, 17, 34) and np.array_equal(np.concatenate(blocks), x[rows])
@@ -26,11 +26,10 @@ def test_reader_reads_only_the_chosen_rows_in_blocks(tmp_path, rng):
     assert np.array_equal(reader.sample(1000), x[rows])  # never more than every row once
 
 
-def test_streamed_rerank_equals_the_in_memory_one(tmp_path, rng):
-    path, x = feature_file(tmp_path, rng)
-    reader = RowReader(path, np.arange(300), block=50)
+def test_rerank_in_steps_equals_scores_by_hand(rng):
+    x = rng.standard_normal((300, 16)).astype(np.float32)
     ids = rng.integers(0, 300, size=(20, 40))
-    sims, order = rerank_streamed(x[:20], ids, reader, pairs_per_step=7)
+    sims, order = rerank_exact(x[:20], x, ids, pairs_per_step=7)
     by_hand = np.array([[x[i] @ x[j] for j in row] for i, row in enumerate(ids)])
     expected = np.sort(by_hand, axis=1)[:, ::-1]
     assert np.allclose(sims, expected, atol=1e-6)
@@ -39,10 +38,10 @@ def test_streamed_rerank_equals_the_in_memory_one(tmp_path, rng):
 
 def test_streamed_mining_matches_in_memory_mining_and_exact_search(tmp_path, rng):
     path, x = feature_file(tmp_path, rng)
-    reader = RowReader(path, np.arange(300), block=64)
+    reader = FeatureRows(path, np.arange(300), block=64)
     streamed = build_streamed_index(reader, "PQ4x4")
     memory = build_index(x, "PQ4x4")
-    got = streamed_neighbours(streamed, reader, 0, 300, k=10, shortlist=100)
+    got = neighbours_of(streamed, x, 0, 300, k=10, shortlist=100)
     want = neighbours_of(memory, x, 0, 300, k=10, shortlist=100)
     exact = exact_neighbours(reader, np.arange(300), 10)
     brute = np.argsort(-(x @ x.T - 3 * np.eye(300)), axis=1, kind="stable")[:, :10]
@@ -56,8 +55,22 @@ def test_ivf_pq_path_mines_through_the_same_streamed_functions(tmp_path, rng):
     from pipeline.index.search import set_nprobe
     import faiss
     path, x = feature_file(tmp_path, rng, n=2000, dim=16)
-    reader = RowReader(path, np.arange(2000), block=256)
+    reader = ArrayRows(x, block=256)
     index = set_nprobe(build_streamed_index(reader, "IVF16,PQ4x4"), 16)
     assert faiss.extract_index_ivf(index).nprobe == 16  # every list: exact up to the PQ codes
-    _, ids = streamed_neighbours(index, reader, 0, 200, k=10, shortlist=200)
+    _, ids = neighbours_of(index, x, 0, 200, k=10, shortlist=200)
     assert recall_at_k(ids, exact_neighbours(reader, np.arange(200), 10)) > 0.95
+
+
+def test_missing_candidates_never_outrank_found_ones(rng):
+    x = rng.standard_normal((10, 4)).astype(np.float32)
+    ids = np.array([[3, -1, 5, -1]])
+    sims, order = rerank_exact(x[:1], x, ids)
+    assert order[0, :2].tolist() in ([3, 5], [5, 3]) and np.isinf(sims[0, 2:]).all()
+
+
+def test_auto_index_is_exact_for_small_sets_and_ivf_pq_for_large_ones():
+    assert auto_factory(1000, 32) == "Flat"
+    assert auto_factory(1_600_000, 512) == "IVF2048,PQ64"
+    assert auto_factory(100_000, 2048) == "IVF512,PQ256"
+    assert auto_factory(60_000, 20) == "IVF512,PQ2"
