@@ -1,6 +1,7 @@
 """Stage `train`: a student trained against cached teacher features (no teacher forward pass)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from pipeline.data.dataset import make_loader
 from pipeline.data.h5 import read_arrays
 from pipeline.data.views import OneViewPerImage, PositivePairs, SeededView, ViewDataset, every_view
 from pipeline.errors import RdistillError
-from pipeline.distributed import Shard, device, init_from_env, is_main, rank_and_world
+from pipeline.distributed import Shard, device, init_from_env, is_main, main_first, rank_and_world
 from pipeline.io import atomic_path, write_json
 from pipeline.losses.whiten_mtd import fused_nearest
 from pipeline.models.registry import create
@@ -21,8 +22,9 @@ from pipeline.params import load_params
 from pipeline.provenance import require_match
 from pipeline.scratch import ChunkStore
 from pipeline.train.loop import fit, seed_everything
+from pipeline.train.targets import open_targets, write_targets
 from pipeline.train.objectives import PAIR_METHODS, Targets, build_objective
-from stages.common import class_indices, prepared_list, read_checked_features, student
+from stages.common import class_indices, open_checked_features, prepared_list, student
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +40,32 @@ def load_neighbours(teacher: str, list_sha: str, weights_sha: str, n_rows: int) 
     return neighbours
 
 
-def load_targets(teachers: list[str], list_sha: str, n_rows: int, n_classes: int) -> tuple[Targets, dict]:
-    """Cached whitened features of every item by each teacher and the first teacher's neighbours; its attributes."""
-    files = [read_checked_features(layout.whitened_features(t), list_sha, t) for t in teachers]
-    first = files[0]
-    for teacher, f in zip(teachers[1:], files[1:]):
-        if f.features.shape[1] != first.features.shape[1] or f.attrs.get("views", 1) != first.attrs.get("views", 1):
-            raise RdistillError(f"{layout.whitened_features(teacher)}: {f.features.shape[1]}-d features with "
-                                f"{f.attrs.get('views', 1)} views, but {teachers[0]} has "
-                                f"{first.features.shape[1]}-d with {first.attrs.get('views', 1)} (whiten.n_components "
-                                f"and extract.views must agree)")
-    neighbours = load_neighbours(teachers[0], list_sha, first.attrs["weights_sha256"], n_rows)
-    stacked = torch.from_numpy(np.stack([f.items() for f in files]))
-    return Targets(stacked, torch.from_numpy(neighbours), n_classes, stacked.shape[-1],
-                   first.attrs["weights_sha256"]), first.attrs
+def load_targets(teachers: list[str], list_sha: str, n_rows: int, n_classes: int, path: Path) -> tuple[Targets, dict]:
+    """Cached whitened features of every item by each teacher, memory-mapped from one target file at `path`
+    (written here from the teachers' whitened files when absent), and the first teacher's neighbours."""
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(open_checked_features(layout.whitened_features(t), list_sha, t)) for t in teachers]
+        first = files[0]
+        n_views = [f.attrs.get("views", 1) if f.view_rows() is not None else 1 for f in files]
+        for teacher, f, v in zip(teachers[1:], files[1:], n_views[1:]):
+            if f.dim != first.dim or v != n_views[0]:
+                raise RdistillError(f"{layout.whitened_features(teacher)}: {f.dim}-d features with {v} views, but "
+                                    f"{teachers[0]} has {first.dim}-d with {n_views[0]} (whiten.n_components "
+                                    f"and extract.views must agree)")
+        if len(first) != n_rows:
+            raise RdistillError(f"{layout.whitened_features(teachers[0])}: {len(first)} rows for a list of {n_rows}")
+        attrs = first.attrs
+
+        def make() -> None:
+            if not path.is_file():
+                views = [[(stack.enter_context(open_checked_features(layout.whitened_features(t), list_sha, t,
+                                                                     dataset="views", plane=v - 1)), f.view_rows())
+                          for v in range(1, n_views[0])] for t, f in zip(teachers, files)]
+                write_targets(path, [(f, v) for f, v in zip(files, views)], n_rows, n_views[0])
+        main_first(make)
+    neighbours = load_neighbours(teachers[0], list_sha, attrs["weights_sha256"], n_rows)
+    stacked = torch.from_numpy(open_targets(path))
+    return Targets(stacked, torch.from_numpy(neighbours), n_classes, stacked.shape[-1], attrs["weights_sha256"]), attrs
 
 
 def pair_partners(method: str, params, targets: Targets, teachers: list[str], list_sha: str,
@@ -87,7 +101,10 @@ def train(name: str, params_path: Path) -> None:
         labels, n_classes = class_indices(image_list, rows, f"student {name} ({spec.method})")
     else:
         labels, n_classes = image_list.labels, 0
-    targets, attrs = load_targets(spec.teachers, list_sha, len(image_list), n_classes)
+    teacher_shas = [read_arrays(layout.whitened_features(t), [])[1].get("weights_sha256") for t in spec.teachers]
+    store = main_first(lambda: ChunkStore(layout.scratch("train", name), {
+        "params": params.model_dump(), "list_sha256": list_sha, "teacher_sha256": teacher_shas}))
+    targets, attrs = load_targets(spec.teachers, list_sha, len(image_list), n_classes, store.file("targets.npy"))
     n_views = attrs.get("views", 1)
     net = create(p.student.arch, targets.dim)
     objective = build_objective(spec.method, p, targets, recipe.supervised_weight)
@@ -106,8 +123,6 @@ def train(name: str, params_path: Path) -> None:
     loader = make_loader(dataset, unit * recipe.batch_size // world, p.workers, seed=params.seed, sampler=sampler)
     log.info("training student %s (%s, %s from %s, %d view(s)) on %d images", name, p.student.arch, spec.method,
              "+".join(spec.teachers), n_views, len(rows))
-    store = ChunkStore(layout.scratch("train", name), {"params": params.model_dump(), "list_sha256": list_sha,
-                                                        "teacher_sha256": targets.source_sha256})
     history = fit(net, objective, loader, recipe, device(),
                   on_epoch=lambda r: log.info("%s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"]),
                   checkpoint=store.file("checkpoint.pt"))

@@ -146,7 +146,7 @@ def test_interrupted_mining_resumes_from_finished_query_batches(project, monkeyp
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     fake_teacher_cache(project)
     monkeypatch.chdir(project)
-    real, calls = mine_stage.streamed_neighbours, {"n": 0}
+    real, calls = mine_stage.neighbours_of, {"n": 0}
 
     def crash_after_three_batches(*args, **kwargs):
         calls["n"] += 1
@@ -154,11 +154,11 @@ def test_interrupted_mining_resumes_from_finished_query_batches(project, monkeyp
             raise KeyboardInterrupt("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(mine_stage, "streamed_neighbours", crash_after_three_batches)
+    monkeypatch.setattr(mine_stage, "neighbours_of", crash_after_three_batches)
     with pytest.raises(KeyboardInterrupt):
         mine_stage.mine("t", Path("params.yaml"))
     assert len(list((project / "data/.partial/mine-t").glob("chunk-*.h5"))) == 3
-    monkeypatch.setattr(mine_stage, "streamed_neighbours", real)
+    monkeypatch.setattr(mine_stage, "neighbours_of", real)
     with caplog.at_level(logging.INFO):
         mine_stage.mine("t", Path("params.yaml"))
     assert "3 of 10 query batches already done" in caplog.text

@@ -81,6 +81,12 @@ def restore_rng_states(states: dict, loader: DataLoader) -> None:
         loader.generator.set_state(states["loader"])
 
 
+def cached_buffer_names(module: nn.Module) -> list[str]:
+    """Fully qualified names of the non-persistent buffers (the cached targets) of `module`."""
+    return [f"{prefix}.{name}" if prefix else name for prefix, sub in module.named_modules()
+            for name in sub._non_persistent_buffers_set]
+
+
 class TrainingStep(nn.Module):
     """Network and objective as one module, so that DDP synchronises the gradients of both (e.g. class proxies)."""
 
@@ -109,7 +115,9 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
     step = TrainingStep(net, objective)
     if rank_and_world()[1] > 1:
-        # Cached teacher features are buffers of the objective: never broadcast them at every step.
+        # Cached teacher features are non-persistent buffers of the objective, memory-mapped from one file
+        # that every rank reads: never broadcast them, neither at the start nor at every step.
+        nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(step, cached_buffer_names(step))
         step = nn.parallel.DistributedDataParallel(step, broadcast_buffers=False)
     optimizer = make_optimizer([*net.parameters(), *objective.parameters()], recipe)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(i, recipe, len(loader)))

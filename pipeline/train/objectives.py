@@ -85,8 +85,8 @@ class CSDObjective(nn.Module):
         super().__init__()
         if targets.teachers is None or targets.neighbours is None:
             raise RdistillError("method csd needs cached teacher features and mined neighbours")
-        self.register_buffer("teacher", targets.teacher)
-        self.register_buffer("neighbours", targets.neighbours[:, :params.csd.k])
+        self.register_buffer("teacher", targets.teacher, persistent=False)  # cached targets: not in checkpoints
+        self.register_buffer("neighbours", targets.neighbours[:, :params.csd.k], persistent=False)
         self.csd = params.csd
 
     def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
@@ -122,7 +122,7 @@ class TeacherFeatureObjective(nn.Module):
         super().__init__()
         if targets.teachers is None:
             raise RdistillError("this method needs cached teacher features")
-        self.register_buffer("teacher", targets.teacher)
+        self.register_buffer("teacher", targets.teacher, persistent=False)  # cached targets: not in checkpoints
         self.loss, self.weight = loss, weight
 
     def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
@@ -180,7 +180,7 @@ class EmbeddingDistillation(nn.Module):
 
     def __init__(self, params: TrainParams, targets: Targets):
         super().__init__()
-        self.register_buffer("teachers", targets.teachers)
+        self.register_buffer("teachers", targets.teachers, persistent=False)
         self.weight = params.ed.weight
 
     def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
@@ -192,7 +192,7 @@ class PairObjective(nn.Module):
 
     def __init__(self, targets: Targets):
         super().__init__()
-        self.register_buffer("teachers", targets.teachers)
+        self.register_buffer("teachers", targets.teachers, persistent=False)
 
     def teacher_similarities(self, items: Tensor) -> Tensor:
         """(T, B, B) per-teacher T_k[i, j] = ψ_k(x_i)ᵀ ψ_k(y_j)."""
