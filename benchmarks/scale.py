@@ -1,0 +1,154 @@
+"""Scale benchmark: the real stage code on synthetic teacher features of N training rows (GLDv2 size at 1.6M).
+
+The generator (the same at every N, so that only the size changes): images come in clusters of
+16 (a landmark's photos); a cluster's centre is a random 64-dimensional latent mapped into the
+2048-d feature space by one fixed random matrix (unit variance per dimension), an image is its
+centre plus isotropic noise of the same size (cosine about 0.5 between photos of one cluster),
+l2-normalised; its augmented view adds noise of half that size. The training split holds N rows (views: 2),
+the evaluation split 2,000 `test` rows of other clusters. Evaluation's ranking is measured apart on
+a gallery of G 512-d rows with 70 queries (revisited-style truth: 8 easy, 6 hard, 2 junk each).
+
+Each stage runs in its own process (benchmarks/scale_stage.py) for its time and peak RSS; every
+--rows run is appended to benchmarks/results/scale.json and the plot redrawn.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+import yaml
+
+from benchmarks.common import RESULTS, machine
+
+CLUSTER = 16
+LATENT = 64
+NOISE = 1.0
+VIEW_NOISE = 0.5
+TEST_ROWS = 2000
+STAGES = ("whiten", "mine", "train_targets", "evaluate_teacher", "evaluate_em")
+
+
+def features_of(clusters: np.ndarray, mixing: np.ndarray, rng: np.random.Generator, seed_of_clusters: int) -> np.ndarray:
+    """l2-normalised features of images of the given cluster ids (centres seeded by cluster id)."""
+    latent = np.stack([np.random.default_rng([seed_of_clusters, int(c)]).standard_normal(LATENT, dtype=np.float32)
+                       for c in np.unique(clusters)])
+    centres = latent @ mixing
+    x = centres[np.searchsorted(np.unique(clusters), clusters)]
+    x += NOISE * rng.standard_normal(x.shape, dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def make_project(root: Path, rows: int, dim: int, block: int = 32768) -> None:
+    """A project folder holding the list, params and raw features of `rows` training images, written block by block."""
+    from pipeline.data.h5 import feature_writer
+    from pipeline.data.listfile import write_list
+    from pipeline.io import sha256_file
+    n = rows + TEST_ROWS
+    labels = np.arange(n) // CLUSTER
+    splits = ["train"] * rows + ["test"] * TEST_ROWS
+    write_list(root / "data/prepared/list.csv", [f"img/{i}.jpg" for i in range(n)], labels.tolist(), splits)
+    params = {"teachers": {"t": {"arch": "resnet50", "image_size": 32}},
+              "whiten": {"n_components": 512, "power": 0.5},
+              "mine": {"index": "auto", "k": 64, "shortlist": 256, "nprobe": 16, "batch_size": 1024},
+              "evaluate": {"recall_at": [1, 5, 10]}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    attrs = {"teacher": "t", "arch": "resnet50", "weights_sha256": "0" * 64,
+             "list_sha256": sha256_file(root / "data/prepared/list.csv"), "views": 2, "seed": 0}
+    mixing = np.random.default_rng(1).standard_normal((LATENT, dim), dtype=np.float32) / np.sqrt(LATENT)
+    rng = np.random.default_rng(2)
+    train = np.arange(rows)
+    with feature_writer(root / "data/features/t.h5", [f"img/{i}.jpg" for i in range(n)], attrs,
+                        chunk_rows=512, view_rows=train, n_views=2) as writer:
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            feats = features_of(labels[start:stop], mixing, rng, 3)
+            writer.write(np.arange(start, stop), feats)
+            if start < rows:
+                keep = min(stop, rows) - start
+                view = feats[:keep] + VIEW_NOISE / np.sqrt(dim) * rng.standard_normal((keep, dim), dtype=np.float32)
+                writer.write_view(1, train[start:start + keep], view / np.linalg.norm(view, axis=1, keepdims=True))
+
+
+def make_gallery(path: Path, rows: int, dim: int = 512, block: int = 65536) -> None:
+    """G gallery rows of the same generator at dim (a whitened-size gallery), clusters of 16."""
+    from pipeline.data.h5 import feature_writer
+    if path.is_file():
+        return
+    mixing = np.random.default_rng(4).standard_normal((LATENT, dim), dtype=np.float32) / np.sqrt(LATENT)
+    rng = np.random.default_rng(5)
+    labels = np.arange(rows) // CLUSTER
+    with feature_writer(path, [str(i) for i in range(rows)], {"teacher": "gallery"}, chunk_rows=512) as writer:
+        for start in range(0, rows, block):
+            stop = min(start + block, rows)
+            writer.write(np.arange(start, stop), features_of(labels[start:stop], mixing, rng, 6))
+
+
+def run_stage(root: Path, stage: str, *args: str) -> dict:
+    """One stage in its own process: its printed JSON figures."""
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "benchmarks.scale_stage", stage, *args], cwd=root, check=True,
+                          capture_output=True, text=True, env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"})
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  {stage}: {figures['seconds']:.1f} s, peak RSS {figures['peak_rss_gib']:.2f} GiB", flush=True)
+    return figures
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    """Time and peak RSS against N, log-log, one line per stage."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    runs = sorted(runs, key=lambda r: r["rows"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for stage in (*STAGES, "evaluate"):
+        n = [r["rows"] for r in runs if stage in r["stages"]]
+        for ax, key in zip(axes, ("seconds", "peak_rss_gib")):
+            ax.plot(n, [r["stages"][stage][key] for r in runs if stage in r["stages"]], marker="o", label=stage)
+    for ax, label in zip(axes, ("seconds", "peak RSS (GiB)")):
+        ax.set_xscale("log"), ax.set_yscale("log"), ax.set_xlabel("training rows N"), ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("rdistill stages on synthetic 2048-d teacher features (evaluate: 70 queries, gallery G)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(rows: list[int] = typer.Option([100_000], help="training rows; repeat for several runs"),
+         gallery: int = typer.Option(1_000_000, help="gallery rows G of the evaluation ranking"),
+         dim: int = 2048, work: Path = typer.Option(RESULTS / "scale-work", help="scratch folder for the data")) -> None:
+    """Run every stage at each --rows and append the figures to benchmarks/results/scale.json."""
+    RESULTS.mkdir(exist_ok=True)
+    result_path = RESULTS / "scale.json"
+    result = json.loads(result_path.read_text()) if result_path.is_file() else {"runs": []}
+    gallery_path = work / f"gallery-{gallery}.h5"
+    work.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    make_gallery(gallery_path, gallery)
+    print(f"gallery of {gallery} rows ready ({time.perf_counter() - start:.0f} s)", flush=True)
+    for n in rows:
+        root = work / f"rows-{n}"
+        shutil.rmtree(root, ignore_errors=True)
+        (root / "data").mkdir(parents=True)
+        start = time.perf_counter()
+        make_project(root, n, dim)
+        print(f"N = {n}: features written ({time.perf_counter() - start:.0f} s)", flush=True)
+        stages = {stage: run_stage(root, stage) for stage in STAGES}
+        stages["evaluate"] = run_stage(root, "evaluate", "--gallery", str(gallery_path))
+        run = {"rows": n, "dim": dim, "gallery": gallery, "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+               "generator": {"cluster": CLUSTER, "latent": LATENT, "noise": NOISE, "view_noise": VIEW_NOISE, "views": 2, "test_rows": TEST_ROWS},
+               "stages": stages}
+        result["runs"] = [r for r in result["runs"] if (r["rows"], r["gallery"]) != (n, gallery)] + [run]
+        result["machine"] = machine()
+        result_path.write_text(json.dumps(result, indent=2) + "\n")
+        shutil.rmtree(root, ignore_errors=True)
+    plot(result["runs"], RESULTS / "scale.png")
+
+
+if __name__ == "__main__":
+    typer.run(main)
