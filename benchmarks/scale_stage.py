@@ -23,6 +23,7 @@ def train_targets(batch: int = 512) -> dict:
 
     from pipeline import layout
     from pipeline.data.views import OneViewPerImage, every_view
+    from pipeline.train.objectives import gather_rows
     from stages.common import prepared_list
     from stages.train import load_targets
     image_list, list_sha = prepared_list()
@@ -38,7 +39,7 @@ def train_targets(batch: int = 512) -> dict:
     for i in range(0, len(order), batch):
         keys = np.asarray(order[i:i + batch])
         items = torch.from_numpy(key_views[keys] * len(image_list) + key_rows[keys])
-        targets.teacher[items].clone()
+        gather_rows(targets.teacher, items)  # as the objectives gather a batch's targets
     epoch = time.perf_counter() - start
     path.unlink()
     # The reference: the same gathers from an array already in memory (a numpy copy of the batch rows).
@@ -47,7 +48,7 @@ def train_targets(batch: int = 512) -> dict:
     perm = np.random.default_rng(1).permutation(sample)
     start = time.perf_counter()
     for i in range(0, sample, batch):
-        memory[perm[i:i + batch]].copy()
+        memory[perm[i:i + batch]]  # fancy indexing returns a fresh copy
     numpy_epoch = (time.perf_counter() - start) * len(order) / sample
     return {"build_seconds": build, "epoch_seconds": epoch, "numpy_copy_epoch_seconds": numpy_epoch,
             "ratio_epoch_to_numpy_copy": numpy_epoch / epoch,

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline import layout
-from pipeline.data.h5 import FeatureFile, read_features
 from pipeline.data.listfile import ImageList, read_list
 from pipeline.data.rows import FeatureRows
 from pipeline.errors import RdistillError
@@ -42,15 +41,6 @@ def declared(table: dict, section: str, name: str, params_path) -> object:
     if name not in table:
         raise RdistillError(f"{params_path}: {section}.{name}: not declared (declared: {', '.join(table) or 'none'})")
     return table[name]
-
-
-def read_checked_features(path, list_sha: str, teacher: str | None = None) -> FeatureFile:
-    """Features whose provenance matches the prepared list (and the teacher, when given)."""
-    features = read_features(path)
-    require_match(path, features.attrs, "list_sha256", list_sha)
-    if teacher is not None:
-        require_match(path, features.attrs, "teacher", teacher)
-    return features
 
 
 def open_checked_features(path, list_sha: str, teacher: str | None = None, rows=None, dataset: str = "features",

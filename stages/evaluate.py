@@ -16,7 +16,7 @@ from pipeline.models.registry import create
 from pipeline.models.weights import load_state_dict, load_strict
 from pipeline.params import TEACHER_SPACE_METHODS, load_params
 from pipeline.report.grid import retrieval_grid
-from stages.common import prepared_list, print_revisited, read_checked_features
+from stages.common import open_checked_features, prepared_list, print_revisited
 
 
 def write_plots(name: str, image_list: ImageList, student: np.ndarray, truth: GroundTruth | None, result: dict,
@@ -58,8 +58,9 @@ def evaluate(name: str, params_path: Path) -> str:
               "teachers": checkpoint.get("teachers", [checkpoint["teacher"]]),
               "symmetric": score(image_list, student, student, truth, p.recall_at)}
     if checkpoint["method"] in TEACHER_SPACE_METHODS:
-        teacher = read_checked_features(layout.whitened_features(checkpoint["teacher"]), list_sha, checkpoint["teacher"])
-        result["asymmetric"] = score(image_list, student, teacher.features, truth, p.recall_at)
+        with open_checked_features(layout.whitened_features(checkpoint["teacher"]), list_sha,
+                                   checkpoint["teacher"]) as teacher:  # only gallery rows are read
+            result["asymmetric"] = score(image_list, student, teacher, truth, p.recall_at)
     write_plots(name, image_list, student, truth, result, p.grid_queries)
     write_json(layout.metrics("eval", name), result)
     return print_revisited(truth, result, p.recall_at)

@@ -98,10 +98,9 @@ def rerank_exact(q: np.ndarray, db: np.ndarray, ids: np.ndarray,
     q: (n, D), ids: (n, c). Temporaries stay at pairs_per_step × D floats however long the shortlist.
     """
     sims = np.empty(ids.shape, dtype=np.float32)
-    flat_ids, flat_sims = ids.reshape(-1), sims.reshape(-1)
-    for first in range(0, len(flat_ids), pairs_per_step):
-        pairs = np.arange(first, min(first + pairs_per_step, len(flat_ids)))
-        flat_sims[pairs] = np.einsum("nd,nd->n", q[pairs // ids.shape[1]], db[flat_ids[pairs]])
+    step = max(1, pairs_per_step // max(ids.shape[1], 1))  # queries per step
+    for first in range(0, len(ids), step):
+        sims[first:first + step] = np.einsum("bcd,bd->bc", db[ids[first:first + step]], q[first:first + step])
     sims[ids < 0] = -np.inf  # FAISS pads with id −1 when it finds fewer candidates than asked
     return by_similarity(sims, ids)
 

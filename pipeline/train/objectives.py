@@ -43,6 +43,13 @@ class Targets:
         return len(self.neighbours) if self.neighbours is not None else self.teachers.shape[1]
 
 
+def gather_rows(table: Tensor, index: Tensor, dim: int = 0) -> Tensor:
+    """table's entries along `dim` at `index` (any shape): index_select, which gathers cached rows (a
+    memory-mapped target file) about twice as fast as advanced indexing on the CPU."""
+    picked = torch.index_select(table, dim, index.reshape(-1))
+    return picked.reshape(*table.shape[:dim], *index.shape, *table.shape[dim + 1:])
+
+
 OBJECTIVES: dict[str, Callable[[TrainParams, Targets], nn.Module]] = {}
 PAIR_METHODS = ("whiten_mtd", "contrastive")  # batches of positive pairs (x_i, y_i), x and y alternating
 
@@ -90,8 +97,8 @@ class CSDObjective(nn.Module):
         self.csd = params.csd
 
     def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
-        g = self.teacher[items]  # the very view the student saw; its context is the plain (view 0) gallery
-        neighbours = self.teacher[self.neighbours[items % len(self.neighbours)]]
+        g = gather_rows(self.teacher, items)  # the very view the student saw; its context is the plain (view 0) gallery
+        neighbours = gather_rows(self.teacher, gather_rows(self.neighbours, items % len(self.neighbours)))
         if self.csd.variant == "kl":
             return csd_kl(q, g, neighbours, self.csd.tau_g, self.csd.tau_q)
         return csd_norm(q, g, neighbours, alpha=1.0 if self.csd.variant == "l1" else 2.0)
@@ -126,7 +133,7 @@ class TeacherFeatureObjective(nn.Module):
         self.loss, self.weight = loss, weight
 
     def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
-        return self.weight * self.loss(q, self.teacher[items])
+        return self.weight * self.loss(q, gather_rows(self.teacher, items))
 
 
 @register("fitnet")
@@ -184,7 +191,7 @@ class EmbeddingDistillation(nn.Module):
         self.weight = params.ed.weight
 
     def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
-        return self.weight * embedding_distillation(q, self.teachers[:, items])
+        return self.weight * embedding_distillation(q, gather_rows(self.teachers, items, dim=1))
 
 
 class PairObjective(nn.Module):
@@ -196,7 +203,8 @@ class PairObjective(nn.Module):
 
     def teacher_similarities(self, items: Tensor) -> Tensor:
         """(T, B, B) per-teacher T_k[i, j] = ψ_k(x_i)ᵀ ψ_k(y_j)."""
-        return cross_view_similarities(self.teachers[:, items[0::2]], self.teachers[:, items[1::2]])
+        return cross_view_similarities(gather_rows(self.teachers, items[0::2], dim=1),
+                                       gather_rows(self.teachers, items[1::2], dim=1))
 
 
 @register("whiten_mtd")
