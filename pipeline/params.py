@@ -38,8 +38,14 @@ class SourceParams(Section):
         return self
 
 
+class DistractorParams(Section):
+    list: str  # a text file of image paths, one per line (R1M: revisitop1m.txt; bare names get .jpg)
+    root: str | None = None  # the folder those paths are relative to (default: the list's folder)
+
+
 class PrepareParams(SourceParams):
     train_from: SourceParams | None = None  # a second source whose `train` rows are appended (e.g. GLDv2 for rOxford)
+    gallery_from: DistractorParams | None = None  # distractor images appended to the gallery (e.g. R1M)
     check_images: bool = True  # decode every image once, so that bad files are found before any stage
     on_bad_image: Literal["fail", "skip"] = "fail"  # skip: leave them out, listed in data/prepared/skipped.csv
 

@@ -11,6 +11,7 @@ from pipeline import layout
 from pipeline.data.checks import check_images, outside_root
 from pipeline.data.digits import export_digits
 from pipeline.data.importers import Imported
+from pipeline.data.importers.distractors import import_distractors, with_gallery_rows
 from pipeline.data.importers.images import import_folder, import_mnist
 from pipeline.data.importers.revisited import import_revisited
 from pipeline.data.importers.tables import import_gldv2, import_inshop, import_reid, import_sop
@@ -91,9 +92,14 @@ def write_skipped(bad: dict[int, str], rows_before: int) -> None:
 
 
 def gather(p: PrepareParams, seed: int) -> Imported:
-    """Rows of the main source plus, when configured, the training rows of `train_from`."""
+    """Rows of the main source plus, when configured, the training rows of `train_from` and the
+    distractors of `gallery_from` (gallery rows after every other row, so ground-truth positions hold)."""
     rows = import_source(p, seed)
-    return rows if p.train_from is None else with_training_rows(rows, import_source(p.train_from, seed))
+    if p.train_from is not None:
+        rows = with_training_rows(rows, import_source(p.train_from, seed))
+    if p.gallery_from is not None:
+        rows = with_gallery_rows(rows, import_distractors(p.gallery_from.list, p.gallery_from.root))
+    return rows
 
 
 def prepare(params_path: Path) -> None:

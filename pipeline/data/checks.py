@@ -2,26 +2,46 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.data.decode import load_rgb
+from pipeline.data.decode import decode_rgb, require_file
 from pipeline.errors import RdistillError
 
+PARALLEL_FROM = 256  # fewer images are checked in this process: a pool's start-up would cost more
 
-def check_images(paths: list[Path]) -> tuple[dict[int, str], list[str]]:
-    """Decode every image: rows that fail, with the reason, and each image file's md5 ('' where it failed)."""
-    bad, digests = {}, []
-    for row, path in enumerate(tqdm(paths, desc="check images", unit="img", mininterval=1.0)):
+
+def check_image(path: Path) -> tuple[str | None, str]:
+    """(why the image cannot be used, or None; md5 of its bytes, '' when it failed): the file is read once."""
+    try:
+        require_file(path)
         try:
-            load_rgb(path)
-            with open(path, "rb") as f:
-                digests.append(hashlib.file_digest(f, "md5").hexdigest())
-        except RdistillError as exc:
-            bad[row] = str(exc)
-            digests.append("")
-    return bad, digests
+            data = path.read_bytes()
+        except OSError as exc:
+            raise RdistillError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        decode_rgb(io.BytesIO(data), path)
+        return None, hashlib.md5(data).hexdigest()
+    except RdistillError as exc:
+        return str(exc), ""
+
+
+def check_images(paths: list[Path], workers: int | None = None) -> tuple[dict[int, str], list[str]]:
+    """Decode every image, in a process pool of `workers` (default: one per core): rows that fail, with
+    the reason, and each image file's md5 ('' where it failed)."""
+    workers = workers or os.cpu_count() or 1
+    progress = dict(total=len(paths), desc="check images", unit="img", mininterval=1.0)
+    if workers == 1 or len(paths) < PARALLEL_FROM:
+        results = list(tqdm(map(check_image, paths), **progress))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            chunk = max(1, min(256, len(paths) // (8 * workers)))
+            results = list(tqdm(pool.map(check_image, paths, chunksize=chunk), **progress))
+    bad = {row: reason for row, (reason, _) in enumerate(results) if reason is not None}
+    return bad, [digest for _, digest in results]
 
 
 def outside_root(paths: list[Path], root: Path) -> int | None:

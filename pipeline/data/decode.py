@@ -35,16 +35,28 @@ def load_rgb(path: Path, min_size: int | None = None) -> Image.Image:
     With `min_size`, a JPEG is decoded at the smallest of the decoder's own scales (1, 1/2, 1/4, 1/8)
     that keeps both sides >= min_size: far less work when the network's input is much smaller than the file.
     """
+    require_file(path)
+    return decode_rgb(path, path, min_size)
+
+
+def require_file(path: Path) -> None:
+    """Refuse a missing path, a dangling link or a directory, naming it."""
     if not path.exists():
         raise RdistillError(f"{path}: image file not found" + (" (dangling symlink)" if path.is_symlink() else ""))
     if not path.is_file():
         raise RdistillError(f"{path}: not a file")
+
+
+def decode_rgb(source, path: Path, min_size: int | None = None) -> Image.Image:
+    """Decode `source` (a path or a binary file object holding the file's bytes) as load_rgb does; errors name `path`."""
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             if min_size is not None and image.format == "JPEG":
                 image.draft(image.mode, (min_size, min_size))
             image.load()  # decode everything now: truncated data fails here instead of becoming grey
             return _to_rgb(ImageOps.exif_transpose(image))
     except DECODE_ERRORS as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not isinstance(source, (str, Path)):  # PIL names the file object: name the file instead
+            reason = reason.replace(repr(source), repr(str(path)))
         raise RdistillError(f"{path}: cannot decode image ({reason})") from None

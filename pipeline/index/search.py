@@ -31,20 +31,25 @@ def new_index(dim: int, factory: str) -> faiss.Index:
                             f"({str(exc).strip().splitlines()[-1]})") from None
 
 
-EXACT_BELOW = 50_000  # mine.index auto: exact search up to this many training rows (see README, Speed and scale)
+# mine.index auto: exact search up to this many rows. Measured on 2 cores at 50k × 512: exact mining
+# 25 s, IVF64,PQ64x4fs 16 s (recall@64 0.98 after re-ranking 256 candidates); exact below.
+EXACT_BELOW = 50_000
+ROWS_PER_LIST = 512  # IVF lists of about this many rows: each query costs the same at any N
 
 
 def auto_factory(n: int, dim: int) -> str:
     """The index `mine.index: auto` builds for n rows of dim: exact below EXACT_BELOW rows, else IVF-PQ.
 
-    IVF with about 2·√n lists (a power of two), PQ with one 8-bit sub-quantizer per 8 dimensions
-    (the largest divisor of dim not above dim / 8, at least 1); its shortlist is re-ranked exactly.
+    IVF with about n / ROWS_PER_LIST lists (a power of two, at least 16), so that nprobe lists hold
+    the same number of rows at any n and mining time grows linearly; PQ with one 4-bit sub-quantizer
+    per 8 dimensions in FAISS's fast-scan layout (trained in seconds where 8-bit codes take minutes,
+    and scanned with SIMD); the shortlist it proposes is re-ranked exactly.
     """
     if n <= EXACT_BELOW:
         return "Flat"
-    nlist = 1 << int(round(np.log2(2 * np.sqrt(n))))
+    nlist = max(16, 1 << int(round(np.log2(n / ROWS_PER_LIST))))
     m = max(d for d in range(1, max(1, dim // 8) + 1) if dim % d == 0)
-    return f"IVF{nlist},PQ{m}"
+    return f"IVF{nlist},PQ{m}x4fs"
 
 
 def set_nprobe(index: faiss.Index, nprobe: int) -> faiss.Index:

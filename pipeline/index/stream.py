@@ -10,9 +10,16 @@ from pipeline.index.search import by_similarity, new_index, to_gpu_if_available
 
 
 def build_streamed_index(reader, factory: str, train_size: int = 65536) -> faiss.Index:
-    """A FAISS index (factory string, inner product) trained on an even sample and filled block by block."""
+    """A FAISS index (factory string, inner product) trained on an even sample and filled block by block.
+
+    IVF indexes train on at least 40 rows per list (FAISS's k-means wants 39 or more).
+    """
     index = to_gpu_if_available(new_index(reader.dim, factory))
     if not index.is_trained:
+        try:
+            train_size = max(train_size, 40 * faiss.extract_index_ivf(index).nlist)
+        except RuntimeError:
+            pass  # not an IVF index
         index.train(reader.sample(train_size))
     for _, feats in reader.blocks():
         index.add(feats)

@@ -147,3 +147,23 @@ def test_dataset_decodes_reduced_but_crops_boxes_at_full_size(tmp_path):
     assert plain[0][0].size == (100, 75)
     boxed = ImageListDataset([path], np.array([0]), np.array([0]), lambda image: image, [(0, 0, 200, 100)], 64)
     assert boxed[0][0].size == (200, 100)
+
+
+def test_image_checks_in_a_pool_equal_the_checks_in_this_process(tmp_path, monkeypatch):
+    import hashlib
+
+    import pipeline.data.checks as checks
+    paths = []
+    for i in range(12):
+        path = tmp_path / f"{i}.png"
+        Image.new("RGB", (5 + i, 7), (i * 20, 3, 9)).save(path)
+        paths.append(path)
+    paths[4].write_bytes(b"not an image")
+    paths.append(tmp_path / "missing.png")
+    monkeypatch.setattr(checks, "PARALLEL_FROM", 4)
+    pooled = checks.check_images(paths, workers=2)
+    alone = checks.check_images(paths, workers=1)
+    assert pooled == alone
+    bad, digests = pooled
+    assert set(bad) == {4, 12} and "cannot decode image" in bad[4] and "image file not found" in bad[12]
+    assert digests[0] == hashlib.md5(paths[0].read_bytes()).hexdigest() and digests[4] == ""

@@ -51,6 +51,19 @@ def test_streamed_mining_matches_in_memory_mining_and_exact_search(tmp_path, rng
     assert not np.any(got[1] == np.arange(300)[:, None])  # never its own neighbour
 
 
+def test_auto_ivf_pq_fast_scan_mines_with_high_recall(rng):
+    import faiss
+    from pipeline.index.search import set_nprobe
+    centres = rng.standard_normal((150, 32)).astype(np.float32)
+    x = centres[np.arange(3000) // 20] + 0.3 * rng.standard_normal((3000, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = set_nprobe(build_streamed_index(ArrayRows(x), "IVF16,PQ4x4fs"), 4)
+    assert faiss.extract_index_ivf(index).nprobe == 4
+    _, ids = neighbours_of(index, x, 0, 300, k=10, shortlist=100)
+    assert recall_at_k(ids, exact_neighbours(ArrayRows(x), np.arange(300), 10)) > 0.9
+    assert not np.any(ids == np.arange(300)[:, None])
+
+
 def test_ivf_pq_path_mines_through_the_same_streamed_functions(tmp_path, rng):
     from pipeline.index.search import set_nprobe
     import faiss
@@ -71,6 +84,7 @@ def test_missing_candidates_never_outrank_found_ones(rng):
 
 def test_auto_index_is_exact_for_small_sets_and_ivf_pq_for_large_ones():
     assert auto_factory(1000, 32) == "Flat"
-    assert auto_factory(1_600_000, 512) == "IVF2048,PQ64"
-    assert auto_factory(100_000, 2048) == "IVF512,PQ256"
-    assert auto_factory(60_000, 20) == "IVF512,PQ2"
+    assert auto_factory(1_600_000, 512) == "IVF4096,PQ64x4fs"
+    assert auto_factory(100_000, 2048) == "IVF256,PQ256x4fs"
+    assert auto_factory(60_000, 20) == "IVF128,PQ2x4fs"
+    assert auto_factory(50_001, 512) == "IVF128,PQ64x4fs"

@@ -119,3 +119,21 @@ def test_truncated_idx_is_refused(tmp_path):
     path.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 10, 28, 28) + b"\x00" * 5)
     with pytest.raises(RdistillError, match="5 values for declared shape"):
         read_idx(path)
+
+
+def test_r1m_distractors_follow_the_revisited_gallery_and_keep_its_truth(tmp_path):
+    from pipeline.data.importers.distractors import import_distractors, with_gallery_rows
+    from pipeline.data.listfile import ImageList
+    write_revisited(tmp_path / "roxford5k")
+    (tmp_path / "r1m").mkdir()
+    (tmp_path / "r1m/revisitop1m.txt").write_text("a/b/1000001\n\na/c/1000002.png\n")
+    base = import_revisited(tmp_path / "roxford5k", "roxford5k")
+    rows = with_gallery_rows(base, import_distractors(tmp_path / "r1m/revisitop1m.txt"))
+    assert rows.paths[6:] == [tmp_path / "r1m/a/b/1000001.jpg", tmp_path / "r1m/a/c/1000002.png"]
+    assert rows.splits[6:] == ["gallery", "gallery"] and rows.labels[6:] == [-1, -1] and rows.bboxes[6:] == [None, None]
+    assert rows.ground_truth == base.ground_truth
+    listed = ImageList(tmp_path, [str(p) for p in rows.paths], rows.paths, np.array(rows.labels), np.array(rows.splits))
+    # ground truth names gallery positions: the first four are unchanged, the distractors come after
+    assert listed.gallery_rows().tolist() == [0, 1, 2, 3, 6, 7]
+    with pytest.raises(RdistillError, match="missing.txt: distractor list not found"):
+        import_distractors(tmp_path / "missing.txt")
