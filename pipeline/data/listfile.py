@@ -9,6 +9,7 @@ path, followed by `#bbox=x1,y1,x2,y2` when it has a crop, and ids are unique.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ class ImageList:
 
     source: Path
     ids: list[str]
-    paths: list[Path]
+    paths: Sequence[Path]  # a PathColumn when read from a file
     labels: np.ndarray  # (N,) int64, -1 where the CSV has no label
     splits: np.ndarray  # (N,) str
     cameras: np.ndarray | None = None  # (N,) int64, -1 where unknown
@@ -83,39 +84,86 @@ def _bbox(value: str | None, where: str) -> BBox | None:
     return box  # type: ignore[return-value]
 
 
+class PathColumn(Sequence):
+    """The image paths of a list, kept as one array of strings and made `Path`s when indexed
+    (1.6M Path objects would cost seconds and a gigabyte at every stage)."""
+
+    def __init__(self, base: Path, files: np.ndarray):
+        self.base, self.files = base, files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        file = Path(self.files[index])
+        return file if file.is_absolute() else self.base / file
+
+
+def _int_column(values: np.ndarray, what: str, path: Path) -> np.ndarray:
+    """An integer column (empty cells −1); a bad cell is named by its line."""
+    try:
+        return np.where(values == "", "-1", values).astype(np.int64)
+    except ValueError:
+        for line, value in enumerate(values.tolist(), start=2):
+            _int(value, what, f"{path}:{line}")
+        raise
+
+
+def _first_duplicate(ids: np.ndarray) -> tuple[int, int] | None:
+    """(first index, later index) of the duplicate id whose second occurrence comes first, or None."""
+    order = np.argsort(ids, kind="stable")
+    same = np.flatnonzero(ids[order][1:] == ids[order][:-1])
+    if not len(same):
+        return None
+    j = same[np.argmin(order[same + 1])]
+    later = order[j + 1]
+    first = order[np.searchsorted(ids[order], ids[later], side="left")]
+    return int(first), int(later)
+
+
 def read_list(path: str | Path) -> ImageList:
-    """Parse and check an image list CSV; errors name the file and the line."""
+    """Parse and check an image list CSV column by column; errors name the file and the line."""
     path = Path(path)
     if not path.is_file():
         raise RdistillError(f"{path}: image list not found")
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = tuple(reader.fieldnames or ())
+        reader = csv.reader(f)
+        header = tuple(next(reader, ()))
         if header[:3] != COLUMNS or any(c not in OPTIONAL for c in header[3:]):
             raise RdistillError(f"{path}: header must be {','.join(COLUMNS)} optionally followed by "
                                 f"{' and/or '.join(OPTIONAL)} (got {','.join(header)})")
-        ids, files, labels, splits, cameras, bboxes, seen = [], [], [], [], [], [], {}
-        for line, row in enumerate(reader, start=2):
-            where = f"{path}:{line}"
-            if row["split"] not in SPLITS:
-                raise RdistillError(f"{where}: unknown split {row['split']!r} (expected one of {', '.join(SPLITS)})")
-            bbox = _bbox(row.get("bbox"), where)
-            image_id = row_id(row["path"], bbox)
-            if image_id in seen:
-                raise RdistillError(f"{where}: duplicate row {image_id!r} (first on line {seen[image_id]})")
-            seen[image_id] = line
-            ids.append(image_id)
-            files.append(row["path"])
-            labels.append(_int(row["label"], "label", where))
-            cameras.append(_int(row.get("camera"), "camera", where))
-            splits.append(row["split"])
-            bboxes.append(bbox)
-    if not ids:
+        rows = [row for row in reader if row]
+    if not rows:
         raise RdistillError(f"{path}: image list has no rows")
-    paths = [Path(f) if Path(f).is_absolute() else path.parent / f for f in files]
-    return ImageList(path, ids, paths, np.asarray(labels, dtype=np.int64), np.asarray(splits),
-                     np.asarray(cameras, dtype=np.int64) if "camera" in header else None,
-                     bboxes if "bbox" in header else None)
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    short = np.flatnonzero(lengths < len(header))
+    if len(short):  # DictReader's convention: missing trailing cells are empty
+        for i in short:
+            rows[i] = rows[i] + [""] * (len(header) - len(rows[i]))
+    columns = {name: np.array(values, dtype=object) for name, values in zip(header, zip(*rows))}
+    del rows
+    splits = columns["split"].astype(str)
+    unknown = np.flatnonzero(~np.isin(splits, SPLITS))
+    if len(unknown):
+        raise RdistillError(f"{path}:{unknown[0] + 2}: unknown split {str(splits[unknown[0]])!r} "
+                            f"(expected one of {', '.join(SPLITS)})")
+    labels = _int_column(columns["label"].astype(str), "label", path)
+    cameras = _int_column(columns["camera"].astype(str), "camera", path) if "camera" in header else None
+    files = columns["path"]
+    ids = files.copy()
+    bboxes = None
+    if "bbox" in header:
+        bboxes = [None] * len(files)
+        for i in np.flatnonzero(columns["bbox"] != ""):
+            bboxes[i] = _bbox(columns["bbox"][i], f"{path}:{i + 2}")
+            ids[i] = row_id(files[i], bboxes[i])
+    duplicate = _first_duplicate(ids)
+    if duplicate is not None:
+        first, later = duplicate
+        raise RdistillError(f"{path}:{later + 2}: duplicate row {ids[later]!r} (first on line {first + 2})")
+    return ImageList(path, ids.tolist(), PathColumn(path.parent, files), labels, splits, cameras, bboxes)
 
 
 def write_list(path: str | Path, paths: list[str], labels: list[int], splits: list[str],
