@@ -58,7 +58,7 @@ def features_of(rows: np.ndarray, mixing: np.ndarray, rng: np.random.Generator, 
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def make_project(root: Path, rows: int, dim: int, block: int = 32768) -> None:
+def make_project(root: Path, rows: int, dim: int, block: int = 32768, components: int = 512) -> None:
     """A project folder holding the list, params and raw features of `rows` training images, written block by block."""
     from pipeline.data.h5 import feature_writer
     from pipeline.data.listfile import write_list
@@ -68,7 +68,7 @@ def make_project(root: Path, rows: int, dim: int, block: int = 32768) -> None:
     splits = ["train"] * rows + ["test"] * TEST_ROWS
     write_list(root / "data/prepared/list.csv", [f"img/{i}.jpg" for i in range(n)], labels.tolist(), splits)
     params = {"teachers": {"t": {"arch": "resnet50", "image_size": 32}},
-              "whiten": {"n_components": 512, "power": 0.5},
+              "whiten": {"n_components": min(components, dim), "power": 0.5},
               "mine": {"index": "auto", "k": 64, "shortlist": 256, "nprobe": 16, "batch_size": 1024},
               "evaluate": {"recall_at": [1, 5, 10]}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
@@ -134,10 +134,12 @@ def plot(runs: list[dict], path: Path) -> None:
 
 def main(rows: list[int] = typer.Option([100_000], help="training rows; repeat for several runs"),
          gallery: int = typer.Option(1_000_000, help="gallery rows G of the evaluation ranking"),
-         dim: int = 2048, work: Path = typer.Option(RESULTS / "scale-work", help="scratch folder for the data")) -> None:
-    """Run every stage at each --rows and append the figures to benchmarks/results/scale.json."""
-    RESULTS.mkdir(exist_ok=True)
-    result_path = RESULTS / "scale.json"
+         dim: int = 2048, work: Path = typer.Option(RESULTS / "scale-work", help="scratch folder for the data"),
+         results: Path = typer.Option(RESULTS, help="folder of scale.json and scale.png"),
+         draw: bool = typer.Option(True, "--plot/--no-plot", help="draw scale.png (needs matplotlib: .[bench])")) -> None:
+    """Run every stage at each --rows and append the figures to <results>/scale.json."""
+    results.mkdir(parents=True, exist_ok=True)
+    result_path = results / "scale.json"
     result = json.loads(result_path.read_text()) if result_path.is_file() else {"runs": []}
     gallery_path = work / f"gallery-{gallery}.h5"
     work.mkdir(parents=True, exist_ok=True)
@@ -160,7 +162,8 @@ def main(rows: list[int] = typer.Option([100_000], help="training rows; repeat f
         result["machine"] = machine()
         result_path.write_text(json.dumps(result, indent=2) + "\n")
         shutil.rmtree(root, ignore_errors=True)
-    plot(result["runs"], RESULTS / "scale.png")
+    if draw:
+        plot(result["runs"], results / "scale.png")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from pipeline.errors import RdistillError
 from pipeline.io import atomic_path
@@ -101,69 +104,70 @@ class PathColumn(Sequence):
         return file if file.is_absolute() else self.base / file
 
 
-def _int_column(values: np.ndarray, what: str, path: Path) -> np.ndarray:
+def _int_column(column: pa.ChunkedArray, what: str, path: Path) -> np.ndarray:
     """An integer column (empty cells −1); a bad cell is named by its line."""
     try:
-        return np.where(values == "", "-1", values).astype(np.int64)
-    except ValueError:
-        for line, value in enumerate(values.tolist(), start=2):
+        return pc.cast(pc.if_else(pc.equal(column, ""), "-1", column), pa.int64()).to_numpy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        for line, value in enumerate(column.to_pylist(), start=2):
             _int(value, what, f"{path}:{line}")
         raise
 
 
-def _first_duplicate(ids: np.ndarray) -> tuple[int, int] | None:
+def _first_duplicate(ids: pa.Array) -> tuple[int, int] | None:
     """(first index, later index) of the duplicate id whose second occurrence comes first, or None."""
-    order = np.argsort(ids, kind="stable")
-    same = np.flatnonzero(ids[order][1:] == ids[order][:-1])
-    if not len(same):
-        return None
-    j = same[np.argmin(order[same + 1])]
-    later = order[j + 1]
-    first = order[np.searchsorted(ids[order], ids[later], side="left")]
-    return int(first), int(later)
+    codes = pc.dictionary_encode(ids).indices.to_numpy()
+    first_of = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
+    first_of[codes[::-1]] = np.arange(len(codes))[::-1]  # the lowest index of each id
+    later = np.flatnonzero(first_of[codes] != np.arange(len(codes)))
+    return None if not len(later) else (int(first_of[codes[later[0]]]), int(later[0]))
 
 
 def read_list(path: str | Path) -> ImageList:
-    """Parse and check an image list CSV column by column; errors name the file and the line."""
+    """Parse and check an image list CSV column by column (Arrow's CSV reader); errors name the file and the line."""
     path = Path(path)
     if not path.is_file():
         raise RdistillError(f"{path}: image list not found")
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = tuple(next(reader, ()))
-        if header[:3] != COLUMNS or any(c not in OPTIONAL for c in header[3:]):
-            raise RdistillError(f"{path}: header must be {','.join(COLUMNS)} optionally followed by "
-                                f"{' and/or '.join(OPTIONAL)} (got {','.join(header)})")
-        rows = [row for row in reader if row]
-    if not rows:
+        header = tuple(next(csv.reader(f), ()))
+    if header[:3] != COLUMNS or any(c not in OPTIONAL for c in header[3:]):
+        raise RdistillError(f"{path}: header must be {','.join(COLUMNS)} optionally followed by "
+                            f"{' and/or '.join(OPTIONAL)} (got {','.join(header)})")
+    try:
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header}, strings_can_be_null=False))
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise RdistillError(f"{path}: not a readable list ({str(exc).splitlines()[0]})") from None
+    if table.num_rows == 0:
         raise RdistillError(f"{path}: image list has no rows")
-    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    short = np.flatnonzero(lengths < len(header))
-    if len(short):  # DictReader's convention: missing trailing cells are empty
-        for i in short:
-            rows[i] = rows[i] + [""] * (len(header) - len(rows[i]))
-    columns = {name: np.array(values, dtype=object) for name, values in zip(header, zip(*rows))}
-    del rows
-    splits = columns["split"].astype(str)
+    split_codes = pc.dictionary_encode(table["split"].combine_chunks())
+    names = np.asarray(split_codes.dictionary.to_pylist(), dtype=str)
+    splits = names[split_codes.indices.to_numpy()]
     unknown = np.flatnonzero(~np.isin(splits, SPLITS))
     if len(unknown):
         raise RdistillError(f"{path}:{unknown[0] + 2}: unknown split {str(splits[unknown[0]])!r} "
                             f"(expected one of {', '.join(SPLITS)})")
-    labels = _int_column(columns["label"].astype(str), "label", path)
-    cameras = _int_column(columns["camera"].astype(str), "camera", path) if "camera" in header else None
-    files = columns["path"]
-    ids = files.copy()
+    labels = _int_column(table["label"], "label", path)
+    cameras = _int_column(table["camera"], "camera", path) if "camera" in header else None
+    files = table["path"].combine_chunks()
+    ids = files
     bboxes = None
     if "bbox" in header:
-        bboxes = [None] * len(files)
-        for i in np.flatnonzero(columns["bbox"] != ""):
-            bboxes[i] = _bbox(columns["bbox"][i], f"{path}:{i + 2}")
-            ids[i] = row_id(files[i], bboxes[i])
+        cells = table["bbox"].to_numpy(zero_copy_only=False)
+        bboxes = [None] * len(cells)
+        boxed = np.flatnonzero(cells != "")
+        if len(boxed):
+            names = files.to_numpy(zero_copy_only=False).copy()
+            for i in boxed:
+                bboxes[i] = _bbox(cells[i], f"{path}:{i + 2}")
+                names[i] = row_id(names[i], bboxes[i])
+            ids = pa.array(names, type=pa.string())
     duplicate = _first_duplicate(ids)
     if duplicate is not None:
         first, later = duplicate
-        raise RdistillError(f"{path}:{later + 2}: duplicate row {ids[later]!r} (first on line {first + 2})")
-    return ImageList(path, ids.tolist(), PathColumn(path.parent, files), labels, splits, cameras, bboxes)
+        raise RdistillError(f"{path}:{later + 2}: duplicate row {ids[later].as_py()!r} (first on line {first + 2})")
+    return ImageList(path, ids.to_pylist(), PathColumn(path.parent, files.to_numpy(zero_copy_only=False)), labels,
+                     splits, cameras, bboxes)
 
 
 def write_list(path: str | Path, paths: list[str], labels: list[int], splits: list[str],

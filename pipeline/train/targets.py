@@ -29,13 +29,13 @@ def write_targets(path: str | Path, teachers: list, n_rows: int, n_views: int) -
                 base = offset + t * shape[1] * row_bytes
                 for start, block in plain.blocks():
                     f.seek(base + start * row_bytes)
-                    f.write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
+                    f.write(memoryview(np.ascontiguousarray(block, dtype=np.float32)))
                 for v, (reader, view_rows) in enumerate(views, start=1):
                     for start, block in reader.blocks():
                         rows = view_rows[start:start + len(block)]
                         for lo, hi in spans(rows, len(rows), 1):  # contiguous runs of rows: one write each
                             f.seek(base + (v * n_rows + int(rows[lo])) * row_bytes)
-                            f.write(np.ascontiguousarray(block[lo:hi], dtype=np.float32).tobytes())
+                            f.write(memoryview(np.ascontiguousarray(block[lo:hi], dtype=np.float32)))
 
 
 def open_targets(path: str | Path) -> np.ndarray:
