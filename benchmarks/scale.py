@@ -39,21 +39,23 @@ STAGES = ("whiten", "mine", "train_targets", "evaluate_teacher", "evaluate_em")
 
 
 def mixing_matrix(dim: int, seed: int) -> np.ndarray:
-    """(LATENT, dim) with orthogonal rows of squared norm SIGNAL: the latent space inside the feature space."""
-    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((dim, LATENT)))
+    """(LATENT, dim) with orthogonal rows of squared norm SIGNAL: the latent space inside the feature space
+    (LATENT is capped at dim / 4 for the tiny dimensions of tests)."""
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((dim, min(LATENT, dim // 4))))
     return (np.sqrt(SIGNAL) * q.T).astype(np.float32)
 
 
-def latent_of(ids: np.ndarray, seed: int, scale: float) -> np.ndarray:
-    """A LATENT-d standard normal vector × scale per id, seeded by (seed, id): the same at any N."""
+def latent_of(ids: np.ndarray, seed: int, scale: float, size: int) -> np.ndarray:
+    """A size-d standard normal vector × scale per id, seeded by (seed, id): the same at any N."""
     unique, inverse = np.unique(ids, return_inverse=True)
-    vectors = np.stack([np.random.default_rng([seed, int(i)]).standard_normal(LATENT, dtype=np.float32) for i in unique])
+    vectors = np.stack([np.random.default_rng([seed, int(i)]).standard_normal(size, dtype=np.float32) for i in unique])
     return scale * vectors[inverse]
 
 
 def features_of(rows: np.ndarray, mixing: np.ndarray, rng: np.random.Generator, seed: int) -> np.ndarray:
     """l2-normalised features of image rows (groups and clusters follow from the row number)."""
-    latent = latent_of(rows // GROUP, seed, 1.0) + latent_of(rows // CLUSTER, seed + 1, 0.5)
+    size = mixing.shape[0]
+    latent = latent_of(rows // GROUP, seed, 1.0, size) + latent_of(rows // CLUSTER, seed + 1, 0.5, size)
     x = latent @ mixing + rng.standard_normal((len(rows), mixing.shape[1]), dtype=np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
