@@ -43,7 +43,7 @@ def whiten(name: str, params_path: Path) -> None:
     with open_checked_features(source, list_sha, name) as raw:
         view_rows = raw.view_rows()
         n_views = 1 if view_rows is None else raw_attrs.get("views", 1)
-        with feature_writer(layout.whitened_features(name), raw.ids(), attrs, view_rows=view_rows,
+        with feature_writer(layout.whitened_features(name), raw.ids_dataset(), attrs, view_rows=view_rows,
                             n_views=n_views) as writer:
             for start, block in raw.blocks():
                 writer.write(np.arange(start, start + len(block)), apply_whitening(w, block))

@@ -72,12 +72,18 @@ class _RowWriter:
 
 
 @contextlib.contextmanager
-def feature_writer(path: str | Path, ids: list[str], attrs: dict, chunk_rows: int = 512,
+def feature_writer(path: str | Path, ids, attrs: dict, chunk_rows: int = 512,
                    view_rows: np.ndarray | None = None, n_views: int = 1) -> Iterator[_RowWriter]:
-    """Open a temporary HDF5 for N = len(ids) rows (and n_views − 1 views of `view_rows`); publish it when the block succeeds."""
+    """Open a temporary HDF5 for N = len(ids) rows (and n_views − 1 views of `view_rows`); publish it when the block succeeds.
+
+    ids: a list of str, or another file's `ids` dataset (copied as it is).
+    """
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h5:
-            h5.create_dataset("ids", data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype())
+            if isinstance(ids, h5py.Dataset):  # another file's ids, copied inside HDF5 (no Python strings)
+                h5.copy(ids, "ids")
+            else:
+                h5.create_dataset("ids", data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype())
             for key, value in attrs.items():
                 h5.attrs[key] = _encode(value)
             has_views = n_views > 1 and view_rows is not None and len(view_rows) > 0

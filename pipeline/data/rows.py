@@ -103,6 +103,10 @@ class FeatureRows:
         ids = self.h5["ids"].asstr()[()]
         return ids if len(self.rows) == self.n_file_rows else ids[self.rows]
 
+    def ids_dataset(self) -> h5py.Dataset:
+        """The file's `ids` dataset (every file row), for copying into another file."""
+        return self.h5["ids"]
+
     def view_rows(self) -> np.ndarray | None:
         """The training rows whose augmented views the file holds (None without views)."""
         return self.h5["view_rows"][()] if "view_rows" in self.h5 else None

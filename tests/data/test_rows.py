@@ -74,3 +74,14 @@ def test_incomplete_and_missing_files_are_refused(tmp_path):
         h5["features"] = np.ones((2, 2), dtype=np.float32)
     with pytest.raises(RdistillError, match="half.h5: incomplete file"):
         FeatureRows(tmp_path / "half.h5")
+
+
+def test_ids_are_copied_from_another_file_as_they_are(tmp_path, rng):
+    from pipeline.data.h5 import read_features
+    feats = rng.standard_normal((12, 3)).astype(np.float32)
+    write(tmp_path / "a.h5", feats)
+    with FeatureRows(tmp_path / "a.h5") as reader:
+        with feature_writer(tmp_path / "b.h5", reader.ids_dataset(), {"t": 2}) as writer:
+            writer.write(np.arange(12), 2 * feats)
+    got = read_features(tmp_path / "b.h5")
+    assert got.ids == [f"i{r}" for r in range(12)] and np.array_equal(got.features, 2 * feats)
