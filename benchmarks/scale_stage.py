@@ -17,6 +17,14 @@ def peak_rss_gib() -> float:
     return peak_rss_mb() / 1024
 
 
+def resident_split_gib() -> dict:
+    """Resident memory now, split into anonymous (the process's own) and file-backed pages (memory-mapped
+    files, shared with other processes and dropped by the kernel under pressure)."""
+    status = Path("/proc/self/status").read_text().splitlines()
+    value = {line.split(":")[0]: int(line.split()[1]) / 2**20 for line in status if line.startswith(("RssAnon", "RssFile"))}
+    return {"rss_anon_gib_at_end": value.get("RssAnon", 0.0), "rss_file_gib_at_end": value.get("RssFile", 0.0)}
+
+
 def train_targets(batch: int = 512, reference_rows: int = 400_000) -> dict:
     """The train stage's target file built from the whitened cache, then one epoch of batch gathers.
 
@@ -47,6 +55,7 @@ def train_targets(batch: int = 512, reference_rows: int = 400_000) -> dict:
     start = time.perf_counter()
     targets, attrs = load_targets(["t"], list_sha, len(image_list), 0, path)
     build = time.perf_counter() - start
+    dim = targets.dim
     key_rows, key_views = every_view(rows, attrs.get("views", n_views))
     order = list(OneViewPerImage(len(rows), attrs.get("views", n_views), torch.Generator().manual_seed(0)))
     start = time.perf_counter()
@@ -55,12 +64,15 @@ def train_targets(batch: int = 512, reference_rows: int = 400_000) -> dict:
         items = torch.from_numpy(key_views[keys] * len(image_list) + key_rows[keys])
         gather_rows(targets.teacher, items)  # as the objectives gather a batch's targets
     epoch = time.perf_counter() - start
+    mapped = resident_split_gib()  # the target file's pages the epoch touched
+    del targets
     path.unlink()
     return {"build_seconds": build, "epoch_seconds": epoch, "numpy_copy_epoch_seconds": numpy_epoch,
             "ratio_epoch_to_numpy_copy": numpy_epoch / epoch,
             "ratio_first_epoch_with_build": numpy_epoch / (build + epoch),
             "ratio_over_8_epochs_with_build": 8 * numpy_epoch / (build + 8 * epoch), "items": len(order),
-            "target_file_gib": (len(image_list) * attrs.get("views", 1) * targets.dim * 4) / 2**30}
+            "target_file_gib": (len(image_list) * attrs.get("views", 1) * dim * 4) / 2**30,
+            "after_epoch": mapped}
 
 
 def evaluate(gallery_path: str, queries: int = 70, seed: int = 0) -> dict:
@@ -104,7 +116,8 @@ def main(stage: str, gallery: str = "") -> None:
         extra = evaluate(gallery)
     else:
         raise typer.BadParameter(f"unknown stage {stage!r}")
-    print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_gib": peak_rss_gib(), **extra}))
+    print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_gib": peak_rss_gib(), **resident_split_gib(),
+                      **extra}))
 
 
 if __name__ == "__main__":

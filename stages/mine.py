@@ -68,11 +68,17 @@ def mine(name: str, params_path: Path) -> None:
     for b in tqdm(pending, desc=f"mine {name}", unit="batch"):
         sims, ids = neighbours_of(index, feats, starts[b], starts[b] + p.batch_size, p.k, shortlist)
         store.save(b, {"similarities": sims, "ids": ids})
-    parts = [store.load(b, ["similarities", "ids"]) for b in range(len(starts))]
-    sims, ids = (np.concatenate([part[key] for part in parts]) for key in ("similarities", "ids"))
+    # Assembled chunk by chunk into the output arrays (no list of parts beside their concatenation).
+    sims = np.empty((len(train), p.k), dtype=np.float32)
+    indices = np.empty((len(train), p.k), dtype=np.int64)
+    for b, start in enumerate(starts):
+        part = store.load(b, ["similarities", "ids"])
+        sims[start:start + len(part["ids"])] = part["similarities"]
+        indices[start:start + len(part["ids"])] = train[part["ids"]]
     sample = np.unique(np.linspace(0, len(train) - 1, min(RECALL_SAMPLE, len(train))).astype(np.int64))
-    recall = recall_at_k(ids[sample], exact_neighbours(rows, sample, p.k))
-    write_arrays(layout.neighbours(name), {"rows": train, "indices": train[ids], "similarities": sims}, attrs)
+    recall = recall_at_k(indices[sample], train[exact_neighbours(rows, sample, p.k)])
+    del rows, feats, index
+    write_arrays(layout.neighbours(name), {"rows": train, "indices": indices, "similarities": sims}, attrs)
     log.info("mined %d neighbours of %d images with %s: recall@%d %.3f (on %d images)", p.k, len(train), factory,
              p.k, recall, len(sample))
     write_json(layout.metrics("mine", name), {"index": factory, "k": p.k, "shortlist": shortlist,

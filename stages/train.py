@@ -5,6 +5,7 @@ import contextlib
 import logging
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 
@@ -29,14 +30,21 @@ from stages.common import class_indices, open_checked_features, prepared_list, s
 log = logging.getLogger(__name__)
 
 
+NEIGHBOUR_BLOCK = 65536  # rows of mined neighbours read at a time
+
+
 def load_neighbours(teacher: str, list_sha: str, weights_sha: str, n_rows: int) -> np.ndarray:
     """(N, K) mined neighbour rows of a teacher, −1 for rows that were not mined."""
     path = layout.neighbours(teacher)
-    arrays, attrs = read_arrays(path, ["rows", "indices"])
+    arrays, attrs = read_arrays(path, ["rows"])
     require_match(path, attrs, "list_sha256", list_sha)
     require_match(path, attrs, "weights_sha256", weights_sha)
-    neighbours = np.full((n_rows, arrays["indices"].shape[1]), -1, dtype=np.int64)
-    neighbours[arrays["rows"]] = arrays["indices"]
+    rows = arrays["rows"]
+    with h5py.File(path, "r") as h5:  # block by block: the file's (M, K) indices never sit beside the result
+        indices = h5["indices"]
+        neighbours = np.full((n_rows, indices.shape[1]), -1, dtype=np.int64)
+        for start in range(0, len(rows), NEIGHBOUR_BLOCK):
+            neighbours[rows[start:start + NEIGHBOUR_BLOCK]] = indices[start:start + NEIGHBOUR_BLOCK]
     return neighbours
 
 
