@@ -21,6 +21,9 @@ from pipeline.errors import RdistillError
 from pipeline.io import atomic_path
 
 
+ID_BLOCK = 65536  # ids copied from another file at a time
+
+
 @dataclass
 class FeatureFile:
     """Features read from HDF5: (N, D) float32 array, ids and provenance attributes."""
@@ -80,8 +83,10 @@ def feature_writer(path: str | Path, ids, attrs: dict, chunk_rows: int = 512,
     """
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h5:
-            if isinstance(ids, h5py.Dataset):  # another file's ids, copied inside HDF5 (no Python strings)
-                h5.copy(ids, "ids")
+            if isinstance(ids, h5py.Dataset):  # another file's ids, copied block by block
+                out = h5.create_dataset("ids", shape=ids.shape, dtype=h5py.string_dtype())
+                for start in range(0, len(ids), ID_BLOCK):
+                    out[start:start + ID_BLOCK] = ids[start:start + ID_BLOCK]
             else:
                 h5.create_dataset("ids", data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype())
             for key, value in attrs.items():
