@@ -43,10 +43,9 @@ def declared(table: dict, section: str, name: str, params_path) -> object:
     return table[name]
 
 
-def open_checked_features(path, list_sha: str, teacher: str | None = None, rows=None, dataset: str = "features",
-                          plane: int | None = None) -> FeatureRows:
+def open_checked_features(path, list_sha: str, teacher: str | None = None, rows=None) -> FeatureRows:
     """A FeatureRows reader of a feature file whose provenance matches the prepared list (and teacher)."""
-    reader = FeatureRows(path, rows, dataset, plane)
+    reader = FeatureRows(path, rows)
     try:
         require_match(path, reader.attrs, "list_sha256", list_sha)
         if teacher is not None:

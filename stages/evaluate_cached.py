@@ -47,11 +47,9 @@ def evaluate_ensemble(params_path: Path) -> str:
         result.pop("pr_curve", None)
         train = image_list.train_rows()
         diagnostics = {t: {"angles": angle_statistics(f.with_rows(train))} for t, f in zip(teachers, files)}
-        view_rows = [f.view_rows() for f in files]
-        if all(v is not None for v in view_rows):  # Whiten-MTD's MRR: plain image vs its first view, per teacher and fused
-            plains = [f.with_rows(v) for f, v in zip(files, view_rows)]
-            firsts = [stack.enter_context(open_checked_features(layout.whitened_features(t), list_sha, t,
-                                                                dataset="views", plane=0)) for t in teachers]
+        if all(f.n_views > 1 for f in files):  # Whiten-MTD's MRR: plain image vs its first view, per teacher and fused
+            plains = [f.with_rows(f.view_rows()) for f in files]
+            firsts = [f.views_plane(1) for f in files]
             for t, plain, first in zip(teachers, plains, firsts):
                 diagnostics[t]["view_mrr"] = view_mrr(plain, first)
             diagnostics["EM"] = {"view_mrr": view_mrr(EnsembleRows(plains), EnsembleRows(firsts))}

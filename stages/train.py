@@ -54,11 +54,10 @@ def load_targets(teachers: list[str], list_sha: str, n_rows: int, n_classes: int
     with contextlib.ExitStack() as stack:
         files = [stack.enter_context(open_checked_features(layout.whitened_features(t), list_sha, t)) for t in teachers]
         first = files[0]
-        n_views = [f.attrs.get("views", 1) if f.view_rows() is not None else 1 for f in files]
-        for teacher, f, v in zip(teachers[1:], files[1:], n_views[1:]):
-            if f.dim != first.dim or v != n_views[0]:
-                raise RdistillError(f"{layout.whitened_features(teacher)}: {f.dim}-d features with {v} views, but "
-                                    f"{teachers[0]} has {first.dim}-d with {n_views[0]} (whiten.n_components "
+        for teacher, f in zip(teachers[1:], files[1:]):
+            if f.dim != first.dim or f.n_views != first.n_views:
+                raise RdistillError(f"{layout.whitened_features(teacher)}: {f.dim}-d features with {f.n_views} views, "
+                                    f"but {teachers[0]} has {first.dim}-d with {first.n_views} (whiten.n_components "
                                     f"and extract.views must agree)")
         if len(first) != n_rows:
             raise RdistillError(f"{layout.whitened_features(teachers[0])}: {len(first)} rows for a list of {n_rows}")
@@ -66,10 +65,8 @@ def load_targets(teachers: list[str], list_sha: str, n_rows: int, n_classes: int
 
         def make() -> None:
             if not path.is_file():
-                views = [[(stack.enter_context(open_checked_features(layout.whitened_features(t), list_sha, t,
-                                                                     dataset="views", plane=v - 1)), f.view_rows())
-                          for v in range(1, n_views[0])] for t, f in zip(teachers, files)]
-                write_targets(path, [(f, v) for f, v in zip(files, views)], n_rows, n_views[0])
+                views = [[(f.views_plane(v), f.view_rows()) for v in range(1, f.n_views)] for f in files]
+                write_targets(path, list(zip(files, views)), n_rows, first.n_views)
         main_first(make)
     neighbours = load_neighbours(teachers[0], list_sha, attrs["weights_sha256"], n_rows)
     stacked = torch.from_numpy(open_targets(path))

@@ -12,7 +12,6 @@ import numpy as np
 
 from pipeline import layout
 from pipeline.data.h5 import feature_writer, write_arrays
-from pipeline.errors import RdistillError
 from pipeline.params import load_params
 from pipeline.provenance import library_versions, require_attrs
 from pipeline.whitening.pca import apply_whitening, learn_pca_blocks
@@ -28,29 +27,23 @@ def whiten(name: str, params_path: Path) -> None:
     image_list, list_sha = prepared_list()
     source = layout.raw_features(name)
     train = image_list.train_rows()
-    with open_checked_features(source, list_sha, name, rows=train) as raw:
+    with open_checked_features(source, list_sha, name) as raw:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            w = learn_pca_blocks((block for _, block in raw.blocks()), p.n_components, p.power)
-        raw_attrs = raw.attrs
-    for warning in caught:
-        log.warning("%s: %s", name, warning.message)
-    attrs = {**require_attrs(source, raw_attrs, ("teacher", "arch", "weights_sha256", "list_sha256")),
-             "views": raw_attrs.get("views", 1), "seed": raw_attrs.get("seed", 0),
-             "whitening_source": str(source), "n_components": p.n_components, "power": p.power,
-             "n_train": int(len(train)), "n_informative": w.n_informative, "versions": library_versions()}
-    write_arrays(layout.whitening(name), {"mean": w.mean, "projection": w.projection, "eigenvalues": w.eigenvalues}, attrs)
-    with open_checked_features(source, list_sha, name) as raw:
+            w = learn_pca_blocks((block for _, block in raw.with_rows(train).blocks()), p.n_components, p.power)
+        for warning in caught:
+            log.warning("%s: %s", name, warning.message)
+        attrs = {**require_attrs(source, raw.attrs, ("teacher", "arch", "weights_sha256", "list_sha256")),
+                 "views": raw.attrs.get("views", 1), "seed": raw.attrs.get("seed", 0),
+                 "whitening_source": str(source), "n_components": p.n_components, "power": p.power,
+                 "n_train": int(len(train)), "n_informative": w.n_informative, "versions": library_versions()}
+        write_arrays(layout.whitening(name), {"mean": w.mean, "projection": w.projection, "eigenvalues": w.eigenvalues},
+                     attrs)
         view_rows = raw.view_rows()
-        n_views = 1 if view_rows is None else raw_attrs.get("views", 1)
         with feature_writer(layout.whitened_features(name), raw.ids_dataset(), attrs, view_rows=view_rows,
-                            n_views=n_views) as writer:
+                            n_views=raw.n_views) as writer:
             for start, block in raw.blocks():
                 writer.write(np.arange(start, start + len(block)), apply_whitening(w, block))
-            for view in range(1, n_views):
-                with open_checked_features(source, list_sha, name, dataset="views", plane=view - 1) as plane:
-                    if len(plane) != len(view_rows) or plane.dim != raw.dim:
-                        raise RdistillError(f"{source}: views of {len(plane)} rows of {plane.dim}-d features do not "
-                                            f"match {len(view_rows)} view rows of {raw.dim}-d features")
-                    for start, block in plane.blocks():
-                        writer.write_view(view, view_rows[start:start + len(block)], apply_whitening(w, block))
+            for view in range(1, raw.n_views):
+                for start, block in raw.views_plane(view).blocks():
+                    writer.write_view(view, view_rows[start:start + len(block)], apply_whitening(w, block))

@@ -114,20 +114,32 @@ def write_arrays(path: str | Path, arrays: dict[str, np.ndarray], attrs: dict) -
         h5.attrs["complete"] = True
 
 
-def read_arrays(path: str | Path, names: list[str]) -> tuple[dict[str, np.ndarray], dict]:
-    """Read named arrays and attributes from a complete HDF5 file."""
+def open_complete(path: str | Path) -> tuple[h5py.File, dict]:
+    """A complete HDF5 file opened for reading, and its decoded attributes; one-line errors naming the file
+    when it is missing, unreadable or lacks the `complete` mark."""
     path = Path(path)
     try:
-        with h5py.File(path, "r") as h5:
-            attrs = {k: decode_attr(v) for k, v in h5.attrs.items()}
-            if not attrs.get("complete"):
-                raise RdistillError(f"{path}: incomplete file (no 'complete' mark); rerun the stage that writes it")
+        h5 = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise RdistillError(f"{path}: file not found; run the stage that writes it") from None
+    except OSError as exc:
+        raise RdistillError(f"{path}: unreadable HDF5 file ({exc})") from None
+    attrs = {k: decode_attr(v) for k, v in h5.attrs.items()}
+    if not attrs.get("complete"):
+        h5.close()
+        raise RdistillError(f"{path}: incomplete file (no 'complete' mark); rerun the stage that writes it")
+    return h5, attrs
+
+
+def read_arrays(path: str | Path, names: list[str]) -> tuple[dict[str, np.ndarray], dict]:
+    """Read named arrays and attributes from a complete HDF5 file."""
+    h5, attrs = open_complete(path)
+    try:
+        with h5:
             missing = [n for n in names if n not in h5]
             if missing:
                 raise RdistillError(f"{path}: missing dataset {missing[0]!r}")
             arrays = {n: h5[n].asstr()[()] if h5[n].dtype.kind == "O" else h5[n][()] for n in names}
-    except FileNotFoundError:
-        raise RdistillError(f"{path}: file not found; run the stage that writes it") from None
     except OSError as exc:
         raise RdistillError(f"{path}: unreadable HDF5 file ({exc})") from None
     return arrays, attrs
