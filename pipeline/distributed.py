@@ -38,6 +38,38 @@ def barrier() -> None:
         dist.barrier()
 
 
+def gather_batch(q: torch.Tensor, labels: torch.Tensor, items: torch.Tensor):
+    """The whole step's batch on every rank, in rank order: q with its gradient, labels and items without.
+
+    Every rank then computes the same global loss; the gather's backward sums the ranks' gradients
+    of their own rows and DDP averages over the ranks, which together give the global loss's gradient.
+    Ranks must hold batches of equal size (Shard and drop_last see to it). A single process gets its
+    inputs back unchanged.
+    """
+    if rank_and_world()[1] == 1:
+        return q, labels, items
+    from torch.distributed.nn.functional import all_gather as all_gather_with_grad
+
+    def plain(t: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, t.contiguous())
+        return torch.cat(parts)
+
+    return torch.cat(all_gather_with_grad(q.contiguous())), plain(labels), plain(items)
+
+
+def average_batchnorm_statistics(net: torch.nn.Module) -> None:
+    """Average every BatchNorm layer's running mean and variance over the ranks (no-op for one process)."""
+    world = rank_and_world()[1]
+    if world == 1:
+        return
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            for buffer in (module.running_mean, module.running_var):
+                dist.all_reduce(buffer)
+                buffer /= world
+
+
 def device() -> torch.device:
     """This rank's device: its CUDA device under torchrun, cuda when available, CPU otherwise."""
     if not torch.cuda.is_available():
@@ -53,21 +85,23 @@ def main_first(make):
 
 
 class Shard(Sampler):
-    """This rank's share of another sampler's epoch: groups of `unit` consecutive indices dealt round-robin.
+    """This rank's share of every global batch of another sampler's epoch.
 
-    Every rank draws the same epoch order (same seeded generator), so the shards are disjoint; each
-    rank gets the same number of groups (the last world − 1 at most are left out) so that no rank
-    waits for a gradient step the others never take. `unit` = 2 keeps positive pairs together.
+    Every rank draws the same epoch order (same seeded generator) and takes its contiguous `per_rank`
+    indices of each global batch of per_rank × world, so that gathering the ranks' batches in rank
+    order (gather_batch) gives back the single-process batch, in its order. An incomplete last
+    global batch is left out (training drops it anyway), so no rank waits for a step the others never
+    take. With per_rank even, positive pairs (x, y consecutive) stay together.
     """
 
-    def __init__(self, sampler: Sampler, rank: int, world: int, unit: int = 1):
-        self.sampler, self.rank, self.world, self.unit = sampler, rank, world, unit
+    def __init__(self, sampler: Sampler, rank: int, world: int, per_rank: int):
+        self.sampler, self.rank, self.world, self.per_rank = sampler, rank, world, per_rank
 
     def __len__(self) -> int:
-        return len(self.sampler) // self.unit // self.world * self.unit
+        return len(self.sampler) // (self.per_rank * self.world) * self.per_rank
 
     def __iter__(self):
         indices = list(self.sampler)
-        per_rank = len(indices) // self.unit // self.world
-        for group in range(self.rank, per_rank * self.world, self.world):
-            yield from indices[group * self.unit:(group + 1) * self.unit]
+        step = self.per_rank * self.world
+        for first in range(0, len(indices) - step + 1, step):
+            yield from indices[first + self.rank * self.per_rank:first + (self.rank + 1) * self.per_rank]

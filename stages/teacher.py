@@ -36,7 +36,9 @@ def teacher(name: str, params_path: Path) -> None:
         size = spec.image_size
         dataset = DecodedCache(ImageListDataset(image_list.paths, labels, rows, train_transform(size)),
                                (3, size, size), p.image_cache_mb, shared=p.workers > 0)
-        loader = make_loader(dataset, p.batch_size, p.workers, shuffle=True, seed=params.seed)
+        # BatchNorm cannot train on a last batch of one image; any other last batch is kept.
+        loader = make_loader(dataset, p.batch_size, p.workers, shuffle=True, seed=params.seed,
+                             drop_last=len(rows) % p.batch_size == 1)
         objective = ClassificationObjective(n_classes, net.dim, p.temperature)
         log.info("training teacher %s (%s) on %d images, %d classes", name, spec.arch, len(rows), n_classes)
         store = ChunkStore(layout.scratch("teacher", name), {"spec": spec.model_dump(), "teacher": p.model_dump(),

@@ -91,6 +91,20 @@ def pair_partners(method: str, params, targets: Targets, teachers: list[str], li
     return fused_nearest(targets.teachers[:, rows], torch.from_numpy(positions)).numpy()
 
 
+def check_batch(name: str, method: str, batch_size: int, n_train: int, world: int, d3still_k: int) -> None:
+    """Refuse a batch size that training cannot use: above the training set, not shared evenly by the
+    ranks, or shorter than D3still's lists."""
+    if batch_size > n_train:
+        raise RdistillError(f"student {name}: recipe batch_size {batch_size} is larger than the "
+                            f"{n_train} training images (every batch is full)")
+    if batch_size % world:
+        raise RdistillError(f"student {name}: recipe batch_size {batch_size} is not a multiple of the "
+                            f"{world} ranks (WORLD_SIZE)")
+    if method == "d3still" and batch_size < d3still_k:
+        raise RdistillError(f"student {name}: train.d3still.k {d3still_k} is longer than the batch "
+                            f"({batch_size}) its lists are drawn from")
+
+
 def train(name: str, params_path: Path) -> None:
     """Write data/students/<name>.pt and metrics/train/<name>.json (loss per epoch, seconds)."""
     params = load_params(params_path)
@@ -123,9 +137,12 @@ def train(name: str, params_path: Path) -> None:
         epoch, unit = (lambda g: PositivePairs(labels[rows], n_views, pairs_from, g, partners)), 2
     else:
         epoch, unit = (lambda g: OneViewPerImage(len(rows), n_views, g)), 1
-    # Under torchrun each rank takes its shard of every epoch and of every batch (batch_size is global).
-    sampler = (lambda g: Shard(epoch(g), rank, world, unit)) if world > 1 else epoch
-    loader = make_loader(dataset, unit * recipe.batch_size // world, p.workers, seed=params.seed, sampler=sampler)
+    check_batch(name, spec.method, recipe.batch_size, len(rows), world, p.d3still.k)
+    # Under torchrun each rank takes its contiguous share of every global batch (batch_size is global).
+    per_rank = unit * recipe.batch_size // world
+    sampler = (lambda g: Shard(epoch(g), rank, world, per_rank)) if world > 1 else epoch
+    # Full batches only: batch-level losses (D3still's lists, similarity matrices) need more than one image.
+    loader = make_loader(dataset, per_rank, p.workers, seed=params.seed, sampler=sampler, drop_last=True)
     log.info("training student %s (%s, %s from %s, %d view(s)) on %d images", name, p.student.arch, spec.method,
              "+".join(spec.teachers), n_views, len(rows))
     history = fit(net, objective, loader, recipe, device(),

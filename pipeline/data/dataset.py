@@ -94,8 +94,10 @@ def collate_by_shape(items: list) -> list[tuple[torch.Tensor, torch.Tensor, torc
 
 
 def make_loader(dataset: Dataset, batch_size: int, workers: int, shuffle: bool = False,
-                seed: int = 0, by_shape: bool = False, sampler=None) -> DataLoader:
+                seed: int = 0, by_shape: bool = False, sampler=None, drop_last: bool = False) -> DataLoader:
     """A DataLoader of normalised image batches with seeded shuffling, pinned memory on CUDA and persistent workers.
+
+    `drop_last` (training): every batch has batch_size items; the few left over change with each epoch's order.
 
     `sampler`, when given, is called with the loader's seeded generator and returns the Sampler.
     """
@@ -104,5 +106,5 @@ def make_loader(dataset: Dataset, batch_size: int, workers: int, shuffle: bool =
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=generator,
         sampler=sampler(generator) if sampler is not None else None,
         collate_fn=collate_by_shape if by_shape else collate_normalized, pin_memory=torch.cuda.is_available(),
-        persistent_workers=workers > 0,
+        persistent_workers=workers > 0, drop_last=drop_last,
     )

@@ -38,8 +38,10 @@ class SeededView:
         if view == 0:
             return self.plain(image)
         # The crop box is drawn in the source image's own coordinates, so every resolution gets the same view.
+        # torchvision draws from the CPU default generator: it is seeded alone (torch.manual_seed would also
+        # reseed every CUDA generator, which fork_rng(devices=[]) does not restore) and restored afterwards.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(view_seed(self.seed, row, view))
+            torch.default_generator.manual_seed(view_seed(self.seed, row, view))
             return self.augment(image)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import torch
 
 BUDGET_BYTES = 256 << 20  # similarities held per query batch (float32)
 
@@ -23,16 +24,33 @@ BUDGET_BYTES = 256 << 20  # similarities held per query batch (float32)
 Settings = Sequence[tuple[np.ndarray, np.ndarray]]
 
 
-def similarity_rows(q: np.ndarray, gallery, budget_bytes: int = BUDGET_BYTES) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (first query, (b, G) float32 similarities) for query batches; `gallery` is a rows reader
-    (pipeline.data.rows) read block by block, once per batch."""
+def evaluation_device() -> torch.device | None:
+    """The CUDA device when torch sees one (similarities and sorting run there), else None (numpy on CPU)."""
+    return torch.device("cuda") if torch.cuda.is_available() else None
+
+
+def similarity_rows(q: np.ndarray, gallery, budget_bytes: int = BUDGET_BYTES,
+                    device: torch.device | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """Yield (first query, (b, G) float32 similarities, the same rows sorted or None) for query batches;
+    `gallery` is a rows reader (pipeline.data.rows) read block by block, once per batch.
+
+    With a torch `device`, the products and the sorting run there (the rows come back sorted, for
+    ahead_counts' binary searches); without, numpy computes the products and nothing is sorted.
+    """
     batch = max(1, budget_bytes // (4 * max(len(gallery), 1)))
     for start in range(0, len(q), batch):
         qb = np.ascontiguousarray(q[start:start + batch], dtype=np.float32)
-        sims = np.empty((len(qb), len(gallery)), dtype=np.float32)
+        if device is None:
+            sims = np.empty((len(qb), len(gallery)), dtype=np.float32)
+            for first, block in gallery.blocks():
+                sims[:, first:first + len(block)] = qb @ block.T
+            yield start, sims, None
+            continue
+        q_dev = torch.from_numpy(qb).to(device)
+        sims_dev = torch.empty((len(qb), len(gallery)), dtype=torch.float32, device=device)
         for first, block in gallery.blocks():
-            sims[:, first:first + len(block)] = qb @ block.T
-        yield start, sims
+            sims_dev[:, first:first + len(block)] = q_dev @ torch.from_numpy(block).to(device).T
+        yield start, sims_dev.cpu().numpy(), torch.sort(sims_dev, dim=1).values.cpu().numpy()
 
 
 def ahead_counts(row: np.ndarray, targets: np.ndarray, sorted_row: np.ndarray | None = None) -> np.ndarray:
@@ -52,12 +70,14 @@ def ahead_counts(row: np.ndarray, targets: np.ndarray, sorted_row: np.ndarray | 
     return counts
 
 
-def ranks_in_row(row: np.ndarray, settings: Settings) -> list[np.ndarray]:
-    """Sorted 0-based ranks of each setting's positives among its kept items, from one similarity row."""
+def ranks_in_row(row: np.ndarray, settings: Settings, sorted_row: np.ndarray | None = None) -> list[np.ndarray]:
+    """Sorted 0-based ranks of each setting's positives among its kept items, from one similarity row
+    (and, when at hand, the row sorted in increasing order)."""
     wanted = [np.setdiff1d(positives, removed) for positives, removed in settings]
     every = np.unique(np.concatenate([*wanted, *(removed for _, removed in settings), np.zeros(0, np.int64)]))
     # Counting against each target costs G per target; sorting the row once costs G log G.
-    sorted_row = np.sort(row) if len(every) > 2 * np.log2(max(len(row), 2)) else None
+    if sorted_row is None and len(every) > 2 * np.log2(max(len(row), 2)):
+        sorted_row = np.sort(row)
     ahead = dict(zip(every.tolist(), ahead_counts(row, every.astype(np.int64), sorted_row).tolist()))
     out = []
     for positives, (_, removed) in zip(wanted, settings):
@@ -74,15 +94,17 @@ def ranks_in_row(row: np.ndarray, settings: Settings) -> list[np.ndarray]:
     return out
 
 
-def positive_ranks(q: np.ndarray, gallery, settings_of: Sequence[Settings],
-                   budget_bytes: int = BUDGET_BYTES) -> list[list[np.ndarray]]:
+def positive_ranks(q: np.ndarray, gallery, settings_of: Sequence[Settings], budget_bytes: int = BUDGET_BYTES,
+                   device: torch.device | None | str = "auto") -> list[list[np.ndarray]]:
     """For every query (rows of `q`), the sorted ranks of each setting's positives; see the module docstring.
 
     settings_of[i]: query i's (positives, removed) pairs as gallery positions. Memory: one query
-    batch's similarities (≤ budget_bytes) and one gallery block.
+    batch's similarities (≤ budget_bytes, twice over on a GPU) and one gallery block. `device`:
+    "auto" = evaluation_device(); None = numpy on CPU.
     """
+    device = evaluation_device() if device == "auto" else device
     out: list[list[np.ndarray]] = []
-    for start, sims in similarity_rows(q, gallery, budget_bytes):
+    for start, sims, sorted_sims in similarity_rows(q, gallery, budget_bytes, device):
         for i, row in enumerate(sims):
-            out.append(ranks_in_row(row, settings_of[start + i]))
+            out.append(ranks_in_row(row, settings_of[start + i], None if sorted_sims is None else sorted_sims[i]))
     return out

@@ -11,14 +11,23 @@ from pipeline.errors import RdistillError
 log = logging.getLogger(__name__)
 
 
+def gpu_cloner_options() -> faiss.GpuMultipleClonerOptions:
+    """How CPU indexes are copied to the GPUs: IVF-PQ with float16 lookup tables, which keeps PQ up to
+    96 bytes per vector within the GPU's shared memory (float32 tables stop at about PQ48 for 256 codes)."""
+    options = faiss.GpuMultipleClonerOptions()
+    options.useFloat16LookupTables = True
+    return options
+
+
 def to_gpu_if_available(index: faiss.Index) -> faiss.Index:
-    """The index on all GPUs when FAISS sees any; the CPU index otherwise (or if FAISS has no GPU version of it)."""
+    """The index on all GPUs when FAISS sees any; the CPU index otherwise, or with a warning when FAISS has
+    no GPU version of it (fast-scan PQ …x4fs, PQ without IVF, HNSW, more than 96 PQ bytes)."""
     if faiss.get_num_gpus() == 0:
         return index
     try:
-        return faiss.index_cpu_to_all_gpus(index)
+        return faiss.index_cpu_to_all_gpus(index, co=gpu_cloner_options())
     except (RuntimeError, AttributeError) as exc:
-        log.warning("index kept on CPU: %s", exc)
+        log.warning("index kept on CPU (FAISS has no GPU version of it): %s", str(exc).strip().splitlines()[-1])
         return index
 
 
@@ -37,29 +46,35 @@ EXACT_BELOW = 50_000
 ROWS_PER_LIST = 512  # IVF lists of about this many rows: each query costs the same at any N
 
 
-def auto_factory(n: int, dim: int) -> str:
-    """The index `mine.index: auto` builds for n rows of dim: exact below EXACT_BELOW rows, else IVF-PQ.
+def auto_factory(n: int, dim: int, gpu: bool = False) -> str:
+    """The index `mine.index: auto` builds for n rows of dim: exact below EXACT_BELOW rows, else IVF.
 
     IVF with about n / ROWS_PER_LIST lists (a power of two, at least 16), so that nprobe lists hold
-    the same number of rows at any n and mining time grows linearly; PQ with one 4-bit sub-quantizer
-    per 8 dimensions in FAISS's fast-scan layout (trained in seconds where 8-bit codes take minutes,
-    and scanned with SIMD); the shortlist it proposes is re-ranked exactly.
+    the same number of rows at any n. On CPU the lists hold PQ codes, one 4-bit sub-quantizer per 8
+    dimensions in FAISS's fast-scan layout (trained in seconds where 8-bit codes take minutes, and
+    scanned with SIMD), whose shortlist is re-ranked exactly. Fast-scan codes do not run on GPUs,
+    which hold the full vectors instead (IVF-Flat: N × D × 4 bytes of GPU memory, exact within the lists).
     """
     if n <= EXACT_BELOW:
         return "Flat"
     nlist = max(16, 1 << int(round(np.log2(n / ROWS_PER_LIST))))
+    if gpu:
+        return f"IVF{nlist},Flat"
     m = max(d for d in range(1, max(1, dim // 8) + 1) if dim % d == 0)
     return f"IVF{nlist},PQ{m}x4fs"
 
 
 def set_nprobe(index: faiss.Index, nprobe: int) -> faiss.Index:
-    """Inverted lists visited per query, for IVF indexes (others are returned unchanged)."""
-    try:
-        faiss.extract_index_ivf(index)
-    except RuntimeError:
-        return index
-    space = faiss.GpuParameterSpace() if faiss.get_num_gpus() > 0 else faiss.ParameterSpace()
-    space.set_index_parameter(index, "nprobe", nprobe)
+    """Inverted lists visited per query, for indexes that have them (GPU or CPU IVF, inside any wrapper);
+    others are returned unchanged. Setting it is never skipped silently: FAISS's own errors propagate."""
+    # GPU indexes first (GpuParameterSpace also walks replicas over several GPUs); a CPU index on a GPU
+    # machine (one FAISS cannot move there) has its nprobe in the CPU parameter space.
+    spaces = ([faiss.GpuParameterSpace()] if faiss.get_num_gpus() > 0 else []) + [faiss.ParameterSpace()]
+    for space in spaces:
+        space.initialize(index)
+        if "nprobe" in {space.parameter_ranges.at(i).name for i in range(space.parameter_ranges.size())}:
+            space.set_index_parameter(index, "nprobe", nprobe)
+            return index
     return index
 
 
@@ -129,7 +144,12 @@ def neighbours_of(index: faiss.Index, feats: np.ndarray, start: int, stop: int, 
     sims, ids = index.search(q, n_candidates)
     if n_candidates > k + 1:
         sims, ids = rerank_exact(q, feats, ids)
-    return drop_self(sims[:, :k + 1], ids[:, :k + 1], np.arange(start, stop), k)
+    sims, ids = drop_self(sims[:, :k + 1], ids[:, :k + 1], np.arange(start, stop), k)
+    short = np.flatnonzero((ids < 0).any(axis=1))
+    if len(short):  # FAISS pads with −1 when the visited lists hold fewer than k other rows
+        raise RdistillError(f"mine: the index found fewer than {k} neighbours of training row {start + short[0]} "
+                            f"({len(short)} such rows in this batch): raise mine.nprobe or use fewer IVF lists")
+    return sims, ids
 
 
 def check_k(k: int, n: int) -> None:

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline.distributed import barrier, is_main, rank_and_world
+from pipeline.distributed import average_batchnorm_statistics, barrier, gather_batch, is_main, rank_and_world
 from pipeline.io import atomic_path
 from pipeline.params import Recipe
 
@@ -63,22 +63,38 @@ def averaged_epochs(recipe: Recipe) -> set[int]:
 
 
 def rng_states(loader: DataLoader) -> dict:
-    """Every random state the next epoch depends on, as tensors and plain values (weights_only-loadable)."""
+    """Every random state the next epoch depends on, CUDA generators included, as plain values.
+
+    Generator states are bytes, not tensors: a checkpoint loaded with map_location=<a GPU> moves
+    its tensors there, and torch.set_rng_state accepts only a CPU byte tensor.
+    """
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"python": random.getstate(), "torch": torch.get_rng_state(),
-            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+    return {"python": random.getstate(), "torch": torch.get_rng_state().numpy().tobytes(),
+            "cuda": [s.numpy().tobytes() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+            "numpy": {"keys": keys.astype(np.uint32).tobytes(), "pos": int(pos), "has_gauss": int(has_gauss),
                       "cached": float(cached)},
-            "loader": loader.generator.get_state() if loader.generator is not None else None}
+            "loader": loader.generator.get_state().numpy().tobytes() if loader.generator is not None else None}
+
+
+def _byte_tensor(state: bytes) -> torch.Tensor:
+    return torch.frombuffer(bytearray(state), dtype=torch.uint8)
 
 
 def restore_rng_states(states: dict, loader: DataLoader) -> None:
-    """Undo rng_states."""
+    """Undo rng_states (CUDA generators only when this machine has as many GPUs as the saving one)."""
     random.setstate(states["python"])
-    torch.set_rng_state(states["torch"])
+    torch.set_rng_state(_byte_tensor(states["torch"]))
+    cuda = states.get("cuda", [])
+    if cuda and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
+        torch.cuda.set_rng_state_all([_byte_tensor(s) for s in cuda])
+    elif cuda or torch.cuda.is_available():
+        log.warning("checkpoint saved with %d CUDA generator(s), this machine has %d: CUDA random numbers "
+                    "after the resume differ from an uninterrupted run", len(cuda),
+                    torch.cuda.device_count() if torch.cuda.is_available() else 0)
     n = states["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    np.random.set_state(("MT19937", np.frombuffer(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     if states["loader"] is not None:
-        loader.generator.set_state(states["loader"])
+        loader.generator.set_state(_byte_tensor(states["loader"]))
 
 
 def cached_buffer_names(module: nn.Module) -> list[str]:
@@ -88,14 +104,22 @@ def cached_buffer_names(module: nn.Module) -> list[str]:
 
 
 class TrainingStep(nn.Module):
-    """Network and objective as one module, so that DDP synchronises the gradients of both (e.g. class proxies)."""
+    """Network and objective as one module, so that DDP synchronises the gradients of both (e.g. class proxies).
+
+    The network may run under autocast; the objective always runs in float32 (similarity logits at a
+    temperature of 0.01 lose about 0.1 in half precision), on the whole step's batch: under DDP the
+    ranks' features are gathered with their gradients, so that batch-level losses (in-batch lists,
+    similarity matrices, mixup) are those of one process with the same global batch.
+    """
 
     def __init__(self, net: nn.Module, objective: nn.Module):
         super().__init__()
         self.net, self.objective = net, objective
 
     def forward(self, images, labels, items):
-        return self.objective(self.net(images), labels, items)
+        q = self.net(images)
+        with torch.autocast(q.device.type, enabled=False):
+            return self.objective(*gather_batch(q.float(), labels, items))
 
 
 def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe, device: torch.device,
@@ -166,5 +190,8 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
         net.load_state_dict(average.module.state_dict())
     # Short runs from scratch leave BatchNorm running statistics lagging behind the weights
     # (MobileNetV3 uses momentum 0.01): re-estimate them over the training images once.
+    # Under DDP each rank sees its shard: the ranks' estimates are averaged (equal shard sizes, so the
+    # mean of the per-batch statistics is the one a single process would take over the same batches).
     torch.optim.swa_utils.update_bn(loader, net, device=device)
+    average_batchnorm_statistics(net)
     return history

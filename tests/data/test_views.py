@@ -5,7 +5,7 @@ from PIL import Image
 
 from pipeline.data.dataset import train_transform
 from pipeline.data.decode import load_rgb
-from pipeline.data.views import OneViewPerImage, PositivePairs, SeededView, ViewDataset, every_view
+from pipeline.data.views import OneViewPerImage, PositivePairs, SeededView, ViewDataset, every_view, view_seed
 
 
 def gradient_image(size=48):
@@ -86,3 +86,18 @@ def test_positive_pairs_refuse_what_cannot_pair():
         PositivePairs(np.array([0, 0]), 1, "views", g)
     with pytest.raises(Exception, match="training image 2 is alone in its class"):
         PositivePairs(np.array([0, 0, 1]), 1, "labels", g)
+
+
+def test_views_reseed_only_the_cpu_generator_and_keep_the_extracted_views(monkeypatch):
+    image = gradient_image()
+    before = torch.get_rng_state()
+    with torch.random.fork_rng(devices=[]):  # how views were drawn when the cached features were extracted
+        torch.manual_seed(view_seed(3, 5, 1))
+        expected = SeededView(16, seed=3).augment(image)
+
+    def refuse(seed):
+        raise AssertionError("a view reseeded the CUDA generators")
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", refuse)
+    monkeypatch.setattr(torch.cuda, "manual_seed", refuse)
+    assert torch.equal(SeededView(16, seed=3)(image, 5, 1), expected)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's CPU stream is untouched

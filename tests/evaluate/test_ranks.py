@@ -2,6 +2,7 @@
 import faiss
 import numpy as np
 import pytest
+import torch
 
 from pipeline.data.h5 import feature_writer
 from pipeline.data.rows import ArrayRows, FeatureRows
@@ -64,7 +65,9 @@ def test_class_protocol_equals_the_full_faiss_ranking_with_ties(tmp_path, rng, b
     assert from_file == in_memory
 
 
-def test_revisited_ranks_equal_the_full_faiss_ranking_with_ties(rng):
+# None: numpy on CPU; a torch device: the products and sorting in torch, as on a GPU (exact on these integers)
+@pytest.mark.parametrize("device", [None, torch.device("cpu")])
+def test_revisited_ranks_equal_the_full_faiss_ranking_with_ties(rng, device):
     db = tied_features(rng, 120)
     q = tied_features(rng, 9)
     truths = []
@@ -75,7 +78,8 @@ def test_revisited_ranks_equal_the_full_faiss_ranking_with_ties(rng):
     q = np.concatenate([q, tied_features(rng, 1)])
     reference = revisited_scores(full_ranking(q, db), truths, ks=(1, 5, 10))
     from pipeline.evaluate.revisited import revisited_scores_from_ranks
-    ranks = positive_ranks(q, ArrayRows(db, block=11), [[t.split(s) for s in SETTINGS] for t in truths], budget_bytes=4 * 240)
+    ranks = positive_ranks(q, ArrayRows(db, block=11), [[t.split(s) for s in SETTINGS] for t in truths],
+                           budget_bytes=4 * 240, device=device)
     got = revisited_scores_from_ranks(ranks, truths, ks=(1, 5, 10))
     for setting in SETTINGS:
         for key, value in reference[setting].items():

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from pipeline.data.h5 import feature_writer
 from pipeline.data.rows import ArrayRows, FeatureRows
@@ -88,3 +89,32 @@ def test_auto_index_is_exact_for_small_sets_and_ivf_pq_for_large_ones():
     assert auto_factory(100_000, 2048) == "IVF256,PQ256x4fs"
     assert auto_factory(60_000, 20) == "IVF128,PQ2x4fs"
     assert auto_factory(50_001, 512) == "IVF128,PQ64x4fs"
+    # FAISS's fast-scan codes have no GPU version: on GPUs the lists hold the vectors themselves
+    assert auto_factory(1_600_000, 512, gpu=True) == "IVF4096,Flat"
+    assert auto_factory(1000, 32, gpu=True) == "Flat"
+
+
+def test_nprobe_reaches_ivf_inside_wrappers_and_leaves_other_indexes_alone(rng):
+    import faiss
+    from pipeline.index.search import new_index, set_nprobe
+    x = rng.standard_normal((2000, 32)).astype(np.float32)
+    for factory in ("IVF16,Flat", "PCA16,IVF16,PQ4x4fs", "IDMap,Flat", "PQ4x4"):
+        index = new_index(32, factory)
+        index.train(x)
+        set_nprobe(index, 7)
+        try:
+            assert faiss.extract_index_ivf(index).nprobe == 7, factory
+        except RuntimeError:
+            assert "IVF" not in factory
+
+
+def test_too_few_candidates_is_an_error_naming_the_row_not_the_last_row(rng):
+    from pipeline.errors import RdistillError
+    from pipeline.index.search import set_nprobe
+    x = rng.standard_normal((400, 8)).astype(np.float32)
+    index = set_nprobe(build_streamed_index(ArrayRows(x), "IVF64,Flat", train_size=400), 1)
+    # one list of ~6 rows visited: FAISS pads the 20 asked for with id −1
+    with pytest.raises(RdistillError, match="fewer than 20 neighbours of training row .*raise mine.nprobe"):
+        neighbours_of(index, x, 0, 50, k=20)
+    with pytest.raises(RdistillError, match="fewer than 20 neighbours"):
+        neighbours_of(index, x, 0, 50, k=20, shortlist=40)

@@ -1,5 +1,7 @@
-"""DDP under gloo: two CPU processes take one gradient step equal to a single process's on the whole batch."""
+"""DDP under gloo: two CPU processes compute the loss of the global batch and take one gradient step equal
+to a single process's on the whole batch, for every method (batch-level losses included)."""
 import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -8,52 +10,78 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from pipeline.data.views import OneViewPerImage
 from pipeline.distributed import Shard
-from pipeline.params import Recipe
+from pipeline.params import Recipe, TrainParams
 from pipeline.train.loop import fit
-from pipeline.train.objectives import Targets, build_objective
-from pipeline.params import TrainParams
+from pipeline.train.objectives import OBJECTIVES, Targets, build_objective
 
-N, BATCH = 8, 8
+N, BATCH, DIM, CLASSES = 16, 16, 6, 4
+# Every registered method, and one with the supervised term added (its proxies are parameters too).
+METHODS = sorted(OBJECTIVES) + ["csd+supervised"]
 
 
-def setup(rank: int, world: int):
+def setup(method: str, rank: int, world: int, batch_norm: bool = False):
     torch.manual_seed(0)
     images = torch.randn(N, 3, 4, 4)
-    teacher = torch.nn.functional.normalize(torch.randn(1, N, 6), dim=-1)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(48, 6))
-    objective = build_objective("fitnet", TrainParams(), Targets(teacher, None, 0, 6))
+    teachers = torch.nn.functional.normalize(torch.randn(2, N, DIM), dim=-1)
+    neighbours = torch.stack([torch.roll(torch.arange(N), -s) for s in range(1, 9)], dim=1)
+    layers = [nn.Flatten(), nn.Linear(48, 12)] + ([nn.BatchNorm1d(12)] if batch_norm else []) + [nn.Linear(12, DIM)]
+    net = nn.Sequential(*layers)
+    base, supervised = method.partition("+")[::2]
+    objective = build_objective(base, TrainParams(csd={"k": 8}), Targets(teachers, neighbours, CLASSES, DIM),
+                                supervised_weight=1.0 if supervised else 0.0)
     generator = torch.Generator().manual_seed(0)
     sampler = OneViewPerImage(N, 1, generator)
     if world > 1:
-        sampler = Shard(sampler, rank, world)
-    data = TensorDataset(images, torch.zeros(N, dtype=torch.long), torch.arange(N))
+        sampler = Shard(sampler, rank, world, BATCH // world)
+    data = TensorDataset(images, torch.arange(N) % CLASSES, torch.arange(N))
     return net, objective, DataLoader(data, batch_size=BATCH // world, sampler=sampler, generator=generator)
 
 
-def one_step(rank: int, world: int, init_file: str, out: str) -> None:
+def one_step(rank: int, world: int, init_file: str, out: str, methods: list[str], lr: float = 0.5,
+             batch_norm: bool = False) -> None:
     if world > 1:
         dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    net, objective, loader = setup(rank, world)
-    fit(net, objective, loader, Recipe(optimizer="sgd", lr=0.5, momentum=0.0, weight_decay=0.0, schedule="constant",
-                                       epochs=1, batch_size=BATCH), torch.device("cpu"))
-    torch.save({k: v.clone() for k, v in net.state_dict().items()}, f"{out}.{rank}")
+    results = {}
+    for method in methods:
+        net, objective, loader = setup(method, rank, world, batch_norm)
+        history = fit(net, objective, loader, Recipe(optimizer="sgd", lr=lr, momentum=0.0, weight_decay=0.0,
+                                                     schedule="constant", epochs=1, batch_size=BATCH),
+                      torch.device("cpu"))
+        results[method] = {"loss": history[0]["loss"], **{k: v.clone() for k, v in net.state_dict().items()}}
+    torch.save(results, f"{out}.{rank}")
     if world > 1:
         dist.destroy_process_group()
 
 
-def test_two_gloo_ranks_take_the_single_process_gradient_step(tmp_path):
-    one_step(0, 1, "", str(tmp_path / "single"))
-    mp.spawn(one_step, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp")), nprocs=2, join=True)
+def test_two_gloo_ranks_compute_the_single_process_loss_and_step_for_every_method(tmp_path):
+    one_step(0, 1, "", str(tmp_path / "single"), METHODS)
+    mp.spawn(one_step, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp"), METHODS), nprocs=2, join=True)
     single = torch.load(tmp_path / "single.0")
-    initial = setup(0, 1)[0].state_dict()
-    for rank in (0, 1):
-        ddp = torch.load(tmp_path / f"ddp.{rank}")
-        for key in single:
-            assert torch.allclose(ddp[key], single[key], atol=1e-6), key
-            assert not torch.allclose(single[key], initial[key])  # a step was taken
+    for method in METHODS:
+        initial = setup(method, 0, 1)[0].state_dict()
+        for rank in (0, 1):
+            ddp = torch.load(tmp_path / f"ddp.{rank}")[method]
+            assert ddp["loss"] == pytest.approx(single[method]["loss"], rel=1e-5), method
+            for key in initial:
+                assert torch.allclose(ddp[key], single[method][key], atol=1e-6), (method, key)
+                assert not torch.allclose(single[method][key], initial[key]), (method, key)  # a step was taken
 
 
-def test_shards_are_disjoint_equal_and_keep_pairs_together():
+def test_batchnorm_statistics_are_averaged_over_the_ranks(tmp_path):
+    # lr ~0: the weights stay equal, so the re-estimated statistics can be compared with one process's.
+    one_step(0, 1, "", str(tmp_path / "single"), ["fitnet"], 1e-12, True)
+    mp.spawn(one_step, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp"), ["fitnet"], 1e-12, True),
+             nprocs=2, join=True)
+    single = torch.load(tmp_path / "single.0")["fitnet"]
+    ranks = [torch.load(tmp_path / f"ddp.{rank}")["fitnet"] for rank in (0, 1)]
+    # One batch of 16 vs two shards of 8: the mean of the shards' means is the batch mean.
+    assert torch.allclose(ranks[0]["2.running_mean"], single["2.running_mean"], atol=1e-6)
+    for key in ("2.running_mean", "2.running_var"):
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+    assert not torch.allclose(ranks[0]["2.running_mean"], torch.zeros(12))
+
+
+def test_shards_are_contiguous_parts_of_each_global_batch():
     class Fixed(torch.utils.data.Sampler):
         def __len__(self):
             return 14
@@ -61,7 +89,8 @@ def test_shards_are_disjoint_equal_and_keep_pairs_together():
         def __iter__(self):
             return iter(range(14))
 
-    shards = [list(Shard(Fixed(), rank, 3, unit=2)) for rank in range(3)]
-    assert shards == [[0, 1, 6, 7], [2, 3, 8, 9], [4, 5, 10, 11]]  # 7 pairs: the seventh is left out
-    assert all(len(Shard(Fixed(), r, 3, unit=2)) == 4 for r in range(3))
-    assert not set(np.concatenate(shards)) & {12, 13}
+    shards = [list(Shard(Fixed(), rank, 3, per_rank=2)) for rank in range(3)]
+    # global batches of 6: [0..5], [6..11]; the incomplete [12, 13] is left out; pairs stay together
+    assert shards == [[0, 1, 6, 7], [2, 3, 8, 9], [4, 5, 10, 11]]
+    assert all(len(Shard(Fixed(), r, 3, per_rank=2)) == 4 for r in range(3))
+    assert [i for part in zip(*(np.reshape(s, (2, 2)) for s in shards)) for i in np.concatenate(part)] == list(range(12))

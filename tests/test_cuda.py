@@ -1,0 +1,136 @@
+"""CUDA paths on a GPU: resume, evaluation, FAISS indexes and a short demo student (`pytest -m cuda`).
+
+Skipped, with the reason, where torch sees no CUDA device; benchmarks/gpu_check runs them on a GPU machine.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, before its first use
+
+# RDISTILL_CUDA_TESTS_ON_CPU=1 (benchmarks/gpu_check --dry-run) runs the same bodies on the CPU, to check them
+# where no GPU is at hand; the GPU-only comparisons then compare the CPU with itself.
+ON_CPU = os.environ.get("RDISTILL_CUDA_TESTS_ON_CPU") == "1"
+DEVICE = torch.device("cpu" if ON_CPU else "cuda")
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not (ON_CPU or torch.cuda.is_available()), reason="needs a CUDA GPU")]
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def train_resnet(checkpoint: Path, stop_after: int | None = None) -> dict:
+    """4 epochs of a ResNet-18 student under mixup-AP (CUDA random numbers every step), AMP on."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from pipeline.models.registry import create
+    from pipeline.params import Recipe, TrainParams
+    from pipeline.train.loop import fit, seed_everything
+    from pipeline.train.objectives import Targets, build_objective
+
+    seed_everything(0)
+    n, dim = 64, 32
+    data_rng = torch.Generator().manual_seed(1)
+    images = torch.randn(n, 3, 32, 32, generator=data_rng)
+    teacher = torch.nn.functional.normalize(torch.randn(1, n, dim, generator=data_rng), dim=-1)
+    net = create("resnet18", dim)
+    objective = build_objective("mixup_ap", TrainParams(), Targets(teacher, None, 0, dim))
+    loader = DataLoader(TensorDataset(images, torch.zeros(n, dtype=torch.long), torch.arange(n)), batch_size=16,
+                        shuffle=True, generator=torch.Generator().manual_seed(0), drop_last=True)
+
+    def stop(record):
+        if stop_after is not None and record["epoch"] == stop_after:
+            raise KeyboardInterrupt
+
+    try:
+        fit(net, objective, loader, Recipe(epochs=4, batch_size=16), DEVICE, on_epoch=stop,
+            checkpoint=checkpoint)
+    except KeyboardInterrupt:
+        return {}
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+def test_resume_on_gpu_gives_the_uninterrupted_weights_bit_for_bit(tmp_path):
+    whole = train_resnet(tmp_path / "whole.pt")
+    assert train_resnet(tmp_path / "resumed.pt", stop_after=2) == {}
+    resumed = train_resnet(tmp_path / "resumed.pt")
+    assert whole.keys() == resumed.keys()
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
+
+
+def test_ranks_on_the_gpu_equal_the_cpu_ones_for_a_5000_image_gallery():
+    from pipeline.data.rows import ArrayRows
+    from pipeline.evaluate.metrics import ap_from_ranks
+    from pipeline.evaluate.ranks import positive_ranks
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((50, 64))
+    labels = rng.integers(0, 50, 5000)
+    db = centres[labels] + rng.standard_normal((5000, 64))
+    db = (db / np.linalg.norm(db, axis=1, keepdims=True)).astype(np.float32)
+    q_labels = np.arange(50)
+    q = centres[q_labels] + rng.standard_normal((50, 64))
+    q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+    settings = [[(np.flatnonzero(labels == c), np.zeros(0, np.int64))] for c in q_labels]
+    gpu = positive_ranks(q, ArrayRows(db, block=1024), settings, device=DEVICE)
+    cpu = positive_ranks(q, ArrayRows(db, block=1024), settings, device=None)
+    gpu_map = np.mean([ap_from_ranks(r[0]) for r in gpu])
+    cpu_map = np.mean([ap_from_ranks(r[0]) for r in cpu])
+    assert gpu_map == pytest.approx(cpu_map, abs=1e-4)
+    same = np.mean([np.array_equal(a[0], b[0]) for a, b in zip(gpu, cpu)])
+    assert same >= 0.9  # float sums differ in the last bits: a near-tie may swap, no more
+
+
+def test_faiss_indexes_go_to_the_gpu_and_take_their_nprobe():
+    faiss = pytest.importorskip("faiss")
+    if faiss.get_num_gpus() == 0:
+        pytest.skip("this FAISS build sees no GPU (faiss-cpu)")
+    from pipeline.data.rows import ArrayRows
+    from pipeline.index.search import neighbours_of, set_nprobe, to_gpu_if_available, new_index
+    from pipeline.index.stream import build_streamed_index, exact_neighbours
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20000, 128)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = set_nprobe(build_streamed_index(ArrayRows(x), "IVF64,Flat"), 64)
+    assert "Gpu" in type(index).__name__ or "Replicas" in type(index).__name__
+    _, ids = neighbours_of(index, x, 0, 500, k=10)  # every list visited: exact
+    assert (ids == exact_neighbours(ArrayRows(x), np.arange(500), 10)).mean() > 0.99
+    pq = new_index(128, "IVF64,PQ64")
+    pq.train(x)
+    assert "Gpu" in type(to_gpu_if_available(pq)).__name__  # float16 lookup tables: 64 bytes fit
+
+
+def run_stage(root: Path, *args: str, cpu: bool = False) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")])}
+    if cpu or ON_CPU:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    result = subprocess.run([sys.executable, "-m", "stages.cli", *args], cwd=root, env=env, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, f"{' '.join(args)}:\n{result.stderr[-3000:]}"
+
+
+def test_a_two_epoch_demo_student_on_gpu_reaches_the_cpu_runs_map(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("faiss")
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params["teachers"] = {"resnet50": params["teachers"]["resnet50"]}
+    params["students"] = {"csd": {"method": "csd", "teacher": "resnet50", "recipe": {"epochs": 2}}}
+    params["ensembles"] = {}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for stage in (["prepare"], ["teacher", "resnet50"], ["extract", "resnet50"], ["whiten", "resnet50"],
+                  ["mine", "resnet50"], ["train", "csd"], ["evaluate", "csd"]):
+        run_stage(tmp_path, *stage)
+    gpu = json.loads((tmp_path / "metrics/eval/csd.json").read_text())
+    shutil.rmtree(tmp_path / "data/students")
+    run_stage(tmp_path, "train", "csd", cpu=True)
+    run_stage(tmp_path, "evaluate", "csd", cpu=True)
+    cpu = json.loads((tmp_path / "metrics/eval/csd.json").read_text())
+    for mode in ("symmetric", "asymmetric"):
+        assert gpu[mode]["mAP"] == pytest.approx(cpu[mode]["mAP"], abs=0.01), mode
+        assert gpu[mode]["mAP"] > 0.3, mode  # a trained student, far above chance (0.1)
