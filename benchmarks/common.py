@@ -19,6 +19,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def machine() -> dict:
     """CPU, cores, GPUs and library versions of this run."""
     import faiss
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -26,14 +27,22 @@ def machine() -> dict:
     except (OSError, StopIteration):
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.is_available(), "faiss_gpus": faiss.get_num_gpus(), "python": platform.python_version(),
+            "cuda": torch.cuda.is_available(), "gpu": gpu, "faiss_gpus": faiss.get_num_gpus(), "python": platform.python_version(),
             "versions": library_versions()}
 
 
+def synchronize() -> None:
+    """Wait for queued CUDA work (a no-op without CUDA), so that a clock read after it counts that work."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timed(fn: Callable[..., object], *args) -> float:
-    """Wall-clock seconds of one call fn(*args)."""
+    """Wall-clock seconds of one call fn(*args), its CUDA work included."""
+    synchronize()
     start = time.perf_counter()
     fn(*args)
+    synchronize()
     return time.perf_counter() - start
 
 

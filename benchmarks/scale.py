@@ -71,7 +71,7 @@ def make_project(root: Path, rows: int, dim: int, block: int = 32768, components
     write_list(root / "data/prepared/list.csv", [f"img/{i}.jpg" for i in range(n)], labels.tolist(), splits)
     params = {"teachers": {"t": {"arch": "resnet50", "image_size": 32}},
               "whiten": {"n_components": min(components, dim), "power": 0.5},
-              "mine": {"index": "auto", "k": 64, "shortlist": 256, "nprobe": 16, "batch_size": 1024},
+              "mine": {"index": "auto", "k": 64, "shortlist": 256, "nprobe": "auto", "batch_size": 1024},
               "evaluate": {"recall_at": [1, 5, 10]}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     attrs = {"teacher": "t", "arch": "resnet50", "weights_sha256": "0" * 64,

@@ -14,13 +14,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import faiss
 import numpy as np
 from tqdm import tqdm
 
 from pipeline import layout
 from pipeline.data.h5 import write_arrays
 from pipeline.data.rows import ArrayRows, read_all
-from pipeline.index.search import auto_factory, check_k, load_index, neighbours_of, recall_at_k, save_index, set_nprobe
+from pipeline.index.search import (auto_factory, auto_nprobe, check_k, load_index, neighbours_of, recall_at_k,
+                                   save_index, set_nprobe)
 from pipeline.index.stream import build_streamed_index, exact_neighbours
 from pipeline.io import atomic_path, write_json
 from pipeline.params import load_params
@@ -47,10 +49,11 @@ def mine(name: str, params_path: Path) -> None:
     with open_checked_features(source, list_sha, name, rows=train) as reader:
         whitened_attrs = reader.attrs
         feats = read_all(reader)
-    factory = auto_factory(len(train), feats.shape[1]) if p.index == "auto" else p.index
+    factory = auto_factory(len(train), feats.shape[1], faiss.get_num_gpus() > 0) if p.index == "auto" else p.index
     shortlist = 0 if factory == "Flat" else p.shortlist
+    nprobe = auto_nprobe(factory) if p.nprobe == "auto" else p.nprobe
     attrs = {"teacher": name, "list_sha256": list_sha, "index": factory, "k": p.k, "shortlist": shortlist,
-             "nprobe": p.nprobe,
+             "nprobe": nprobe,
              "weights_sha256": whitened_attrs["weights_sha256"], "versions": library_versions()}
     store = ChunkStore(layout.scratch("mine", name), {**attrs, "batch_size": p.batch_size})
     rows = ArrayRows(feats)
@@ -61,7 +64,7 @@ def mine(name: str, params_path: Path) -> None:
         index = build_streamed_index(rows, factory)
         with atomic_path(index_file) as tmp:
             save_index(index, tmp)
-    set_nprobe(index, p.nprobe)
+    set_nprobe(index, nprobe)
     starts = range(0, len(train), p.batch_size)
     pending = [b for b, _ in enumerate(starts) if b not in store.done()]
     log.info("mine %s: %d of %d query batches already done", name, len(starts) - len(pending), len(starts))
@@ -81,7 +84,7 @@ def mine(name: str, params_path: Path) -> None:
     write_arrays(layout.neighbours(name), {"rows": train, "indices": indices, "similarities": sims}, attrs)
     log.info("mined %d neighbours of %d images with %s: recall@%d %.3f (on %d images)", p.k, len(train), factory,
              p.k, recall, len(sample))
-    write_json(layout.metrics("mine", name), {"index": factory, "k": p.k, "shortlist": shortlist,
+    write_json(layout.metrics("mine", name), {"index": factory, "k": p.k, "shortlist": shortlist, "nprobe": nprobe,
                                               "n_train": int(len(train)), "recall_at_k": recall,
                                               "recall_sample": int(len(sample))})
     store.clear()

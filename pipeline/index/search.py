@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import faiss
 import numpy as np
@@ -62,6 +63,19 @@ def auto_factory(n: int, dim: int, gpu: bool = False) -> str:
         return f"IVF{nlist},Flat"
     m = max(d for d in range(1, max(1, dim // 8) + 1) if dim % d == 0)
     return f"IVF{nlist},PQ{m}x4fs"
+
+
+# mine.nprobe auto: a fixed share of the IVF lists. On the scale benchmark's generator (landmark groups of
+# 64, K = 64), recall@64 after re-ranking 256 candidates: 400k rows / 1,024 lists: 0.973 at nprobe 16,
+# 0.979 at 32; 1.6M rows / 4,096 lists: 0.813 at 16, 0.889 at 64, 0.921 at 128. Denser data spreads a
+# neighbourhood over more lists, so a constant nprobe loses recall as N grows; a constant share keeps it.
+LISTS_PER_PROBE = 32
+
+
+def auto_nprobe(factory: str) -> int:
+    """nprobe for `mine.nprobe: auto`: one list in LISTS_PER_PROBE of the factory's IVF lists, at least 16."""
+    found = re.search(r"IVF(\d+)", factory)
+    return max(16, int(found.group(1)) // LISTS_PER_PROBE) if found else 16
 
 
 def set_nprobe(index: faiss.Index, nprobe: int) -> faiss.Index:

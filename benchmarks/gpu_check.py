@@ -1,0 +1,147 @@
+"""The GPU check: the CUDA tests and the D3still timings on one CUDA GPU, written to benchmarks/results/gpu.json.
+
+Made for a machine with a CUDA GPU and no network where PyTorch, torchvision, h5py, numpy, typer,
+tqdm and pytest are installed: `benchmarks/gpu_check --fetch-wheels` (here, with network) saves the
+few other wheels it needs in benchmarks/wheels/ (git-ignored, about 21 MiB), which travel with a copy
+of the repository; `benchmarks/gpu_check` there installs them into a temporary folder and runs
+everything below. `--dry-run` runs the same steps with CUDA absent, on the CPU at small sizes, to
+check the script itself. faiss-cpu stands in for faiss-gpu there, so the FAISS-on-GPU test is skipped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import torch
+import typer
+
+ROOT = Path(__file__).resolve().parents[1]
+WHEELS = ROOT / "benchmarks" / "wheels"
+WHEEL_LIMIT_MIB = 60
+# Distributions a bare CUDA machine lacks, at the versions this environment runs (faiss-cpu: faiss-gpu's CPU twin).
+CARRIED = {"pydantic": "pydantic", "pydantic-core": "pydantic_core", "annotated-types": "annotated_types",
+           "typing-inspection": "typing_inspection", "faiss-cpu": "faiss"}
+
+
+def carried_versions() -> dict[str, str]:
+    """name==version of every carried distribution, as installed here."""
+    versions = {}
+    for name in CARRIED:
+        source = "faiss-gpu" if name == "faiss-cpu" else name
+        versions[name] = metadata.version(source)
+    return versions
+
+
+def fetch_wheels(python: str) -> None:
+    """Download the carried wheels for CPython `python` on manylinux x86-64 into benchmarks/wheels/."""
+    WHEELS.mkdir(exist_ok=True)
+    platforms = [arg for n in (17, 27, 28, 34) for arg in ("--platform", f"manylinux_2_{n}_x86_64")]
+    for name, version in carried_versions().items():
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                        "--python-version", python, "--implementation", "cp", *platforms, "--platform",
+                        "manylinux2014_x86_64", "-d", str(WHEELS), f"{name}=={version}"], check=True)
+    size = sum(f.stat().st_size for f in WHEELS.glob("*.whl")) / 2 ** 20
+    print(f"{len(list(WHEELS.glob('*.whl')))} wheels, {size:.1f} MiB in {WHEELS}")
+    if size > WHEEL_LIMIT_MIB:
+        raise typer.Exit(f"wheels take {size:.1f} MiB, over the {WHEEL_LIMIT_MIB} MiB that travel") from None
+
+
+def run_cuda_tests(dry_run: bool, log: Path) -> dict:
+    """`pytest -m cuda`: its exit status, its summary line and the skip reasons."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    args = [sys.executable, "-m", "pytest", "-m", "cuda", "tests/test_cuda.py", "-q", "-rs", "-p", "no:cacheprovider"]
+    if dry_run:  # the test bodies on the CPU; the demo pipeline is left out (minutes on a small CPU)
+        env["RDISTILL_CUDA_TESTS_ON_CPU"] = "1"
+        args += ["-k", "not demo"]
+    start = time.perf_counter()
+    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
+    log.write_text(result.stdout + result.stderr)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    return {"exit_status": result.returncode, "summary": lines[-1] if lines else "",
+            "skipped": [line for line in lines if line.startswith("SKIPPED")], "seconds": time.perf_counter() - start,
+            "log": str(log.relative_to(ROOT))}
+
+
+def images_per_second(arch: str, size: int, batch: int, train: bool, amp: bool, channels_last: bool,
+                      device: torch.device, steps: int) -> float:
+    """Throughput of a torchvision backbone + GeM at `size` px: training steps (Adam) or no-grad forwards."""
+    from pipeline.models.registry import create
+    from benchmarks.common import synchronize
+    torch.manual_seed(0)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    net = create(arch, None).to(device, memory_format=layout).train(train)
+    x = torch.randn(batch, 3, size, size, device=device).to(memory_format=layout)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and train)
+
+    def step():
+        with torch.set_grad_enabled(train), torch.autocast(device.type, enabled=amp):
+            out = net(x)
+        if train:
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(out.float().pow(2).mean()).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+    for _ in range(3):  # warm-up: cuDNN's algorithm search, allocator
+        step()
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize()
+    return batch * steps / (time.perf_counter() - start)
+
+
+def main(dry_run: bool = typer.Option(False, "--dry-run", help="CUDA absent: the same steps on the CPU, small sizes."),
+         fetch: bool = typer.Option(False, "--fetch-wheels", help="Download the carried wheels and stop."),
+         python: str = typer.Option("3.12", help="--fetch-wheels: the GPU machine's Python version.")) -> None:
+    """Run the CUDA tests and the GPU timings; write benchmarks/results/gpu.json."""
+    if fetch:
+        fetch_wheels(python)
+        return
+    if not dry_run and not torch.cuda.is_available():
+        raise typer.Exit("gpu_check: torch sees no CUDA GPU here (use --dry-run to check the script on a CPU)") from None
+    from benchmarks import training
+    from benchmarks.common import RESULTS, write_result
+    start = time.perf_counter()
+    RESULTS.mkdir(exist_ok=True)
+    device = torch.device("cpu" if dry_run else "cuda")
+    tests = run_cuda_tests(dry_run, RESULTS / "gpu-tests.log")
+    print(json.dumps({"cuda_tests": tests}, indent=2), flush=True)
+    # The D3still setting (METHODS §5): teacher ResNet-50 @ 256, student ResNet-18 @ 64; sizes cut for a dry run.
+    sizes = dict(images=64, batch=16, teacher_size=64, student_size=32) if dry_run else \
+        dict(images=2048, batch=128, teacher_size=256, student_size=64)
+    timing = training.main(**sizes, workers=[0, 4] if not dry_run else [0], cache_mb=2048, device=str(device),
+                           name="gpu-training")
+    steps = 2 if dry_run else 20
+    throughput = {}
+    for label, arch, size, train in (("teacher_forward", "resnet50", sizes["teacher_size"], False),
+                                     ("student_step", "resnet18", sizes["student_size"], True)):
+        for amp in (False, True):
+            for channels_last in (False, True):
+                key = f"{label} amp={'on' if amp else 'off'} channels_last={'on' if channels_last else 'off'}"
+                throughput[key] = images_per_second(arch, size, sizes["batch"], train, amp, channels_last,
+                                                    device, steps)
+    seconds = time.perf_counter() - start
+    figures = {"cuda_tests": tests, "epoch_vs_student_step": timing["epoch_vs_student_step"],
+               "speedup_share_of_limit": timing["speedup_share_of_limit"], "speedup_limit": timing["speedup_limit"],
+               "teacher_forward_s": timing["teacher_forward_s"], "student_step_s": timing["student_step_s"],
+               "cached_step_s_by_workers": timing["cached_step_s_by_workers"],
+               "images_per_second": throughput, "seconds": seconds}
+    write_result("gpu", {"dry_run": dry_run, "device": str(device), **sizes, "throughput_steps": steps}, figures,
+                 {"cuda tests pass": tests["exit_status"] == 0,
+                  "cached epoch <= 1.1 x student step": timing["epoch_vs_student_step"] <= 1.1,
+                  "speedup >= 0.9 x limit": timing["speedup_share_of_limit"] >= 0.9,
+                  "under 8 minutes": seconds < 480})
+    if tests["exit_status"] != 0:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    typer.run(main)
