@@ -70,13 +70,6 @@ def average_batchnorm_statistics(net: torch.nn.Module) -> None:
                 buffer /= world
 
 
-def device() -> torch.device:
-    """This rank's device: its CUDA device under torchrun, cuda when available, CPU otherwise."""
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
-
-
 def main_first(make):
     """make() on rank 0, then on the other ranks once rank 0 is done (e.g. a scratch folder rank 0 may reset)."""
     result = make() if is_main() else None

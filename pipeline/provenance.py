@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from pipeline.data.rows import FeatureRows
 from pipeline.errors import RdistillError
 
 LIBRARIES = ("torch", "torchvision", "faiss-gpu", "h5py", "numpy", "rdistill")
@@ -33,3 +34,16 @@ def require_match(path, attrs: dict, key: str, expected) -> None:
     if found != expected:
         raise RdistillError(f"{path}: provenance {key}={found!r} does not match the expected {expected!r}; "
                             f"rerun the stage that writes it")
+
+
+def open_checked_features(path, list_sha: str, teacher: str | None = None, rows=None) -> FeatureRows:
+    """A FeatureRows reader of a feature file whose provenance matches the prepared list (and teacher)."""
+    reader = FeatureRows(path, rows)
+    try:
+        require_match(path, reader.attrs, "list_sha256", list_sha)
+        if teacher is not None:
+            require_match(path, reader.attrs, "teacher", teacher)
+    except Exception:
+        reader.close()
+        raise
+    return reader

@@ -9,14 +9,16 @@ from PIL import Image
 from pipeline import layout
 from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader
 from pipeline.data.listfile import ImageList
-from pipeline.evaluate.protocols import GroundTruth, load_ground_truth, score, top_results
-from pipeline.features.extract import default_device, describe_all
+from pipeline.evaluate.protocols import GroundTruth, load_ground_truth, revisited_lines, score, top_results
+from pipeline.features.extract import describe_all
+from pipeline.runtime import device
 from pipeline.io import atomic_path, write_json
 from pipeline.models.registry import create
 from pipeline.models.weights import load_state_dict, load_strict
 from pipeline.params import TEACHER_SPACE_METHODS, load_params
 from pipeline.report.grid import retrieval_grid
-from stages.common import open_checked_features, prepared_list, print_revisited
+from pipeline.provenance import open_checked_features
+from stages.common import prepared_list
 
 
 def write_plots(name: str, image_list: ImageList, student: np.ndarray, truth: GroundTruth | None, result: dict,
@@ -52,7 +54,7 @@ def evaluate(name: str, params_path: Path) -> str:
     dataset = ImageListDataset(image_list.paths, image_list.labels, rows, eval_transform(checkpoint["image_size"]),
                                image_list.bboxes, decode_size=checkpoint["image_size"])
     loader = make_loader(dataset, p.batch_size, 0, by_shape=True)
-    student = describe_all(net, loader, p.scales, len(image_list), len(rows), default_device(), desc=f"evaluate {name}")
+    student = describe_all(net, loader, p.scales, len(image_list), len(rows), device(), desc=f"evaluate {name}")
     truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
     result = {"method": checkpoint["method"], "teacher": checkpoint["teacher"], "arch": checkpoint["arch"],
               "teachers": checkpoint.get("teachers", [checkpoint["teacher"]]),
@@ -63,4 +65,4 @@ def evaluate(name: str, params_path: Path) -> str:
             result["asymmetric"] = score(image_list, student, teacher, truth, p.recall_at)
     write_plots(name, image_list, student, truth, result, p.grid_queries)
     write_json(layout.metrics("eval", name), result)
-    return print_revisited(truth, result, p.recall_at)
+    return revisited_lines(truth, result, p.recall_at)

@@ -12,11 +12,12 @@ from pathlib import Path
 from pipeline import layout
 from pipeline.evaluate.ensemble import EnsembleRows
 from pipeline.evaluate.metrics import view_mrr
-from pipeline.evaluate.protocols import load_ground_truth, score
+from pipeline.evaluate.protocols import load_ground_truth, revisited_lines, score
 from pipeline.io import write_json
 from pipeline.params import load_params
 from pipeline.whitening.pca import angle_statistics
-from stages.common import open_checked_features, prepared_list, print_revisited
+from pipeline.provenance import open_checked_features
+from stages.common import prepared_list
 
 
 def evaluate_teacher(name: str, params_path: Path) -> str:
@@ -31,7 +32,7 @@ def evaluate_teacher(name: str, params_path: Path) -> str:
             result[setting]["dim"] = int(features.dim)
         result[setting].pop("pr_curve", None)
     write_json(layout.metrics("eval_teacher", name), result)
-    return print_revisited(truth, result, p.recall_at)
+    return revisited_lines(truth, result, p.recall_at)
 
 
 def evaluate_ensemble(params_path: Path) -> str:
@@ -55,4 +56,4 @@ def evaluate_ensemble(params_path: Path) -> str:
             diagnostics["EM"] = {"view_mrr": view_mrr(EnsembleRows(plains), EnsembleRows(firsts))}
     write_json(layout.metrics("eval_ensemble", "EM"), {"teachers": teachers, "symmetric": result,
                                                        "diagnostics": diagnostics})
-    return print_revisited(truth, {"symmetric": result}, params.evaluate.recall_at)
+    return revisited_lines(truth, {"symmetric": result}, params.evaluate.recall_at)

@@ -18,7 +18,7 @@ from pipeline.data.dataset import eval_transform, make_loader
 from pipeline.data.h5 import feature_writer
 from pipeline.data.views import SeededView, ViewDataset
 from pipeline.errors import RdistillError
-from pipeline.distributed import barrier, device, init_from_env, is_main, main_first, rank_and_world
+from pipeline.distributed import barrier, init_from_env, is_main, main_first, rank_and_world
 from pipeline.features.extract import describe
 from pipeline.io import sha256_file
 from pipeline.models.registry import create
@@ -26,7 +26,7 @@ from pipeline.models.weights import load_state_dict, load_strict
 from pipeline.params import load_params
 from pipeline.provenance import library_versions
 from pipeline.scratch import ChunkStore
-from pipeline.train.loop import seed_everything
+from pipeline.runtime import device, seed_everything
 from stages.common import declared, prepared_list
 
 log = logging.getLogger(__name__)

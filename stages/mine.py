@@ -26,9 +26,9 @@ from pipeline.index.search import (auto_factory, auto_nprobe, check_k, load_inde
 from pipeline.index.stream import build_streamed_index, exact_neighbours
 from pipeline.io import atomic_path, write_json
 from pipeline.params import load_params
-from pipeline.provenance import library_versions
+from pipeline.provenance import library_versions, open_checked_features
 from pipeline.scratch import ChunkStore
-from stages.common import open_checked_features, prepared_list
+from stages.common import prepared_list
 
 log = logging.getLogger(__name__)
 

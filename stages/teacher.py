@@ -9,14 +9,14 @@ import torch
 from pipeline import layout
 from pipeline.data.cache import DecodedCache
 from pipeline.data.dataset import ImageListDataset, make_loader, train_transform
-from pipeline.features.extract import default_device
 from pipeline.io import atomic_path, write_json
 from pipeline.models.registry import create
 from pipeline.models.weights import load_pretrained
 from pipeline.params import Recipe, load_params
 from pipeline.scratch import ChunkStore
-from pipeline.train.loop import fit, seed_everything
-from pipeline.train.objectives import ClassificationObjective
+from pipeline.runtime import device, seed_everything
+from pipeline.train.loop import fit
+from pipeline.train.classification import ClassificationObjective
 from stages.common import class_indices, declared, prepared_list
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def teacher(name: str, params_path: Path) -> None:
         store = ChunkStore(layout.scratch("teacher", name), {"spec": spec.model_dump(), "teacher": p.model_dump(),
                                                               "seed": params.seed, "list_sha256": list_sha})
         recipe = Recipe(lr=p.lr, weight_decay=p.weight_decay, epochs=p.epochs, batch_size=p.batch_size)
-        history = fit(net, objective, loader, recipe, default_device(),
+        history = fit(net, objective, loader, recipe, device(),
                       on_epoch=lambda r: log.info("teacher %s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"]),
                       checkpoint=store.file("checkpoint.pt"))
         store.clear()

@@ -15,17 +15,19 @@ from pipeline.data.dataset import make_loader
 from pipeline.data.h5 import read_arrays
 from pipeline.data.views import OneViewPerImage, PositivePairs, SeededView, ViewDataset, every_view
 from pipeline.errors import RdistillError
-from pipeline.distributed import Shard, device, init_from_env, is_main, main_first, rank_and_world
+from pipeline.distributed import Shard, init_from_env, is_main, main_first, rank_and_world
 from pipeline.io import atomic_path, write_json
 from pipeline.losses.whiten_mtd import fused_nearest
 from pipeline.models.registry import create
 from pipeline.params import load_params
-from pipeline.provenance import require_match
+from pipeline.provenance import open_checked_features, require_match
 from pipeline.scratch import ChunkStore
-from pipeline.train.loop import fit, seed_everything
+from pipeline.runtime import device, seed_everything
+from pipeline.train.loop import fit
 from pipeline.train.targets import open_targets, write_targets
 from pipeline.train.objectives import PAIR_METHODS, Targets, build_objective
-from stages.common import class_indices, open_checked_features, prepared_list, student
+from stages.students import student
+from stages.common import class_indices, prepared_list
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import numpy as np
 from pipeline import layout
 from pipeline.data.h5 import feature_writer, write_arrays
 from pipeline.params import load_params
-from pipeline.provenance import library_versions, require_attrs
+from pipeline.provenance import library_versions, open_checked_features, require_attrs
 from pipeline.whitening.pca import apply_whitening, learn_pca_blocks
-from stages.common import open_checked_features, prepared_list
+from stages.common import prepared_list
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ def train_resnet(checkpoint: Path, stop_after: int | None = None) -> dict:
 
     from pipeline.models.registry import create
     from pipeline.params import Recipe, TrainParams
-    from pipeline.train.loop import fit, seed_everything
+    from pipeline.runtime import seed_everything
+    from pipeline.train.loop import fit
     from pipeline.train.objectives import Targets, build_objective
 
     seed_everything(0)

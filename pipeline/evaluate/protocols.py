@@ -13,7 +13,7 @@ from pipeline.data.listfile import ImageList
 from pipeline.errors import RdistillError
 from pipeline.evaluate.metrics import as_rows, class_protocol
 from pipeline.evaluate.ranks import positive_ranks
-from pipeline.evaluate.revisited import SETTINGS, QueryTruth, revisited_scores_from_ranks
+from pipeline.evaluate.revisited import SETTINGS, QueryTruth, format_revisited, revisited_scores_from_ranks
 from pipeline.index.search import exact_search
 
 log = logging.getLogger(__name__)
@@ -101,3 +101,11 @@ def top_results(image_list: ImageList, q: np.ndarray, db: np.ndarray, query_rows
         correct = np.stack([np.isin(r, gallery[np.concatenate([truth_of[int(qr)].easy, truth_of[int(qr)].hard])])
                             for r, qr in zip(rows, query_rows)])
     return rows, correct
+
+
+def revisited_lines(truth: GroundTruth | None, result: dict, ks) -> str:
+    """The papers' E/M/H lines for every setting of a revisited-protocol result ('' otherwise)."""
+    if truth is None:
+        return ""
+    return "\n".join(f"{setting}\n{format_revisited(truth.dataset, scores, ks)}" for setting, scores in result.items()
+                     if isinstance(scores, dict) and "medium" in scores)

@@ -27,11 +27,6 @@ def multiscale_descriptor(net: Callable[[Tensor], Tensor], images: Tensor, scale
     return l2n(total)
 
 
-def default_device() -> torch.device:
-    """CUDA when available, CPU otherwise."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 @torch.no_grad()
 def describe(net: torch.nn.Module, batches: Iterable, scales: Sequence[float], n_images: int,
              device: torch.device, desc: str = "extract"):

@@ -21,14 +21,6 @@ from pipeline.params import Recipe
 log = logging.getLogger(__name__)
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch; deterministic kernels where torch has them."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
 def cosine_lr(step: int, total: int) -> float:
     """Cosine decay factor from 1 at step 0 to 0 at `total`."""
     return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))

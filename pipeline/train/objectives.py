@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.errors import RdistillError
-from pipeline.losses.classification import normalised_softmax
+from pipeline.train.classification import ClassificationObjective
 from pipeline.losses.baselines import embedding_distillation, fitnet, pair_loss, pkt, rkd, second_order
 from pipeline.losses.csd import csd_kl, csd_norm
 from pipeline.losses.d3still import d3still
@@ -102,18 +102,6 @@ class CSDObjective(nn.Module):
         if self.csd.variant == "kl":
             return csd_kl(q, g, neighbours, self.csd.tau_g, self.csd.tau_q)
         return csd_norm(q, g, neighbours, alpha=1.0 if self.csd.variant == "l1" else 2.0)
-
-
-class ClassificationObjective(nn.Module):
-    """Normalised softmax over learned class proxies (labels only, no teacher)."""
-
-    def __init__(self, n_classes: int, dim: int, temperature: float):
-        super().__init__()
-        self.proxies = nn.Parameter(torch.randn(n_classes, dim) / dim ** 0.5)
-        self.temperature = temperature
-
-    def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
-        return normalised_softmax(q, self.proxies, labels, self.temperature)
 
 
 @register("no_distill")

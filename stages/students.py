@@ -1,0 +1,29 @@
+"""The students declared in params.yaml (`students` and `ensembles`), resolved for the train and evaluate stages."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.params import Params, Recipe, ensemble_teachers, recipe_of
+from stages.common import declared
+
+
+@dataclass(frozen=True)
+class Student:
+    """A declared student, single- or multi-teacher, with its resolved recipe."""
+
+    name: str
+    method: str
+    teachers: list[str]  # distilled teachers (one but for ensembles)
+    gallery: str  # the teacher of the asymmetric evaluation
+    recipe: Recipe
+
+
+def student(params: Params, name: str, params_path) -> Student:
+    """The student `name` from `students` or `ensembles`; a clear error if neither declares it."""
+    if name in params.ensembles:
+        spec = params.ensembles[name]
+        teachers = ensemble_teachers(params, name)
+        return Student(name, spec.method, teachers, spec.gallery or teachers[0],
+                       recipe_of(params.train, spec.method, spec.recipe))
+    spec = declared({**params.students, **params.ensembles}, "students", name, params_path)
+    return Student(name, spec.method, [spec.teacher], spec.teacher, recipe_of(params.train, spec.method, spec.recipe))

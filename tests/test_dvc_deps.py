@@ -1,0 +1,145 @@
+"""dvc.yaml follows the code: every project module a stage can import is among its deps, and every
+params section it reads is among its params, so `dvc repro` reruns each stage whose code changed."""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[1]
+# Modules that cannot change an output: the error type and the command-line dispatcher.
+MAY_STAY_OUT = {"pipeline/errors.py", "stages/cli.py"}
+
+
+def module_file(name: str) -> Path | None:
+    """The project file of a dotted module name (a package's __init__.py), or None outside the project."""
+    path = PROJECT / Path(*name.split("."))
+    if path.with_suffix(".py").is_file():
+        return path.with_suffix(".py")
+    if (path / "__init__.py").is_file():
+        return path / "__init__.py"
+    return None
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every module a file imports, at any depth of its code (imports inside functions included)."""
+    package = ".".join(path.relative_to(PROJECT).with_suffix("").parts[:-1])
+    names = set()
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):  # `if TYPE_CHECKING:` imports never run
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            node.body = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base]) if base else ".".join(parts)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return names
+
+
+def import_tree(entry: Path) -> set[str]:
+    """Project files reachable from `entry` by imports (parent packages' __init__ files included)."""
+    seen, todo = set(), [entry]
+    while todo:
+        path = todo.pop()
+        rel = path.relative_to(PROJECT).as_posix()
+        if rel in seen:
+            continue
+        seen.add(rel)
+        for name in imported_names(path):
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py
+                found = module_file(".".join(parts[:i]))
+                if found is not None:
+                    todo.append(found)
+    return seen
+
+
+def stage_entries() -> dict[str, Path]:
+    """CLI command -> the stage module its function imports (from stages/cli.py)."""
+    tree = ast.parse((PROJECT / "stages/cli.py").read_text())
+    entries = {}
+    for fn in tree.body:
+        if not isinstance(fn, ast.FunctionDef):
+            continue
+        command = next((d.args[0].value for d in fn.decorator_list
+                        if isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "command"), None)
+        module = next((n.module for n in ast.walk(fn) if isinstance(n, ast.ImportFrom)), None)
+        if command and module:
+            entries[command] = module_file(module)
+    return entries
+
+
+def dvc_stages() -> dict[str, dict]:
+    stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
+    return {name: spec.get("do", spec) for name, spec in stages.items()}
+
+
+def covered(path: str, deps: list[str]) -> bool:
+    return any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in deps)
+
+
+def sections_read(files: set[str]) -> set[str]:
+    """params.yaml sections a stage's own code reads: `params.<section>` and `load_params(...).<section>`."""
+    sections = set()
+    for rel in files:
+        if rel.startswith("stages/") and rel not in ("stages/common.py", "stages/students.py"):
+            text = (PROJECT / rel).read_text()
+            sections.update(re.findall(r"\bparams\.(\w+)", text))
+            sections.update(re.findall(r"load_params\([^)]*\)\.(\w+)", text))
+    from pipeline.params import Params
+    return sections & set(Params.model_fields)
+
+
+STAGES = dvc_stages()
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_module_a_stage_imports_is_a_dependency(stage):
+    spec = STAGES[stage]
+    command = spec["cmd"].split()[1]
+    files = import_tree(stage_entries()[command])
+    missing = sorted(f for f in files - MAY_STAY_OUT
+                     if not f.endswith("__init__.py") and not covered(f, spec.get("deps", [])))
+    assert not missing, f"dvc.yaml stage {stage} runs these modules but does not depend on them: {missing}"
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_params_section_a_stage_reads_is_declared(stage):
+    spec = STAGES[stage]
+    command = spec["cmd"].split()[1]
+    declared = {str(p).split(".")[0].replace("${key}", "") for p in spec.get("params", [])}
+    missing = sorted(sections_read(import_tree(stage_entries()[command])) - declared)
+    assert not missing, f"dvc.yaml stage {stage} reads params sections it does not declare: {missing}"
+
+
+def test_the_import_walk_finds_lazy_and_relative_imports():
+    tree = import_tree(PROJECT / "stages/prepare.py")
+    assert "pipeline/data/importers/revisited.py" in tree  # imported inside a function, by name
+    assert "pipeline/errors.py" in tree
+    assert stage_entries()["train"] == PROJECT / "stages/train.py"
+
+
+def project_modules() -> list[str]:
+    return sorted(p.relative_to(PROJECT).as_posix() for folder in ("pipeline", "stages")
+                  for p in (PROJECT / folder).rglob("*.py") if p.name != "__init__.py")
+
+
+def test_an_edited_module_reruns_exactly_the_stages_that_import_it():
+    """For every module: the stages whose deps cover it are the stages whose import tree holds it."""
+    trees = {stage: import_tree(stage_entries()[spec["cmd"].split()[1]]) for stage, spec in STAGES.items()}
+    wrong = {}
+    for module in project_modules():
+        if module in MAY_STAY_OUT:
+            continue
+        rerun = {stage for stage, spec in STAGES.items() if covered(module, spec.get("deps", []))}
+        running = {stage for stage, tree in trees.items() if module in tree}
+        if rerun != running:
+            wrong[module] = {"needlessly rerun": sorted(rerun - running), "stale": sorted(running - rerun)}
+    assert not wrong, f"dvc.yaml deps do not follow the imports: {wrong}"
