@@ -5,7 +5,6 @@ import contextlib
 import logging
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 
@@ -17,14 +16,13 @@ from pipeline.data.views import OneViewPerImage, PositivePairs, SeededView, View
 from pipeline.errors import RdistillError
 from pipeline.distributed import Shard, init_from_env, is_main, main_first, rank_and_world
 from pipeline.io import atomic_path, write_json
-from pipeline.losses.whiten_mtd import fused_nearest
 from pipeline.models.registry import create
 from pipeline.params import load_params
-from pipeline.provenance import open_checked_features, require_match
+from pipeline.provenance import open_checked_features
 from pipeline.scratch import ChunkStore
 from pipeline.runtime import device, seed_everything
 from pipeline.train.loop import fit
-from pipeline.train.targets import open_targets, write_targets
+from pipeline.train.targets import open_targets, pair_partners, read_neighbours, teacher_targets, write_targets
 from pipeline.train.objectives import PAIR_METHODS, Targets, build_objective
 from stages.students import student
 from stages.common import class_indices, prepared_list
@@ -32,22 +30,9 @@ from stages.common import class_indices, prepared_list
 log = logging.getLogger(__name__)
 
 
-NEIGHBOUR_BLOCK = 65536  # rows of mined neighbours read at a time
-
-
 def load_neighbours(teacher: str, list_sha: str, weights_sha: str, n_rows: int) -> np.ndarray:
     """(N, K) mined neighbour rows of a teacher, −1 for rows that were not mined."""
-    path = layout.neighbours(teacher)
-    arrays, attrs = read_arrays(path, ["rows"])
-    require_match(path, attrs, "list_sha256", list_sha)
-    require_match(path, attrs, "weights_sha256", weights_sha)
-    rows = arrays["rows"]
-    with h5py.File(path, "r") as h5:  # block by block: the file's (M, K) indices never sit beside the result
-        indices = h5["indices"]
-        neighbours = np.full((n_rows, indices.shape[1]), -1, dtype=np.int64)
-        for start in range(0, len(rows), NEIGHBOUR_BLOCK):
-            neighbours[rows[start:start + NEIGHBOUR_BLOCK]] = indices[start:start + NEIGHBOUR_BLOCK]
-    return neighbours
+    return read_neighbours(layout.neighbours(teacher), n_rows, {"list_sha256": list_sha, "weights_sha256": weights_sha})
 
 
 def load_targets(teachers: list[str], list_sha: str, n_rows: int, n_classes: int, path: Path) -> tuple[Targets, dict]:
@@ -55,42 +40,25 @@ def load_targets(teachers: list[str], list_sha: str, n_rows: int, n_classes: int
     (written here from the teachers' whitened files when absent), and the first teacher's neighbours."""
     with contextlib.ExitStack() as stack:
         files = [stack.enter_context(open_checked_features(layout.whitened_features(t), list_sha, t)) for t in teachers]
-        first = files[0]
-        for teacher, f in zip(teachers[1:], files[1:]):
-            if f.dim != first.dim or f.n_views != first.n_views:
-                raise RdistillError(f"{layout.whitened_features(teacher)}: {f.dim}-d features with {f.n_views} views, "
-                                    f"but {teachers[0]} has {first.dim}-d with {first.n_views} (whiten.n_components "
-                                    f"and extract.views must agree)")
-        if len(first) != n_rows:
-            raise RdistillError(f"{layout.whitened_features(teachers[0])}: {len(first)} rows for a list of {n_rows}")
-        attrs = first.attrs
-
-        def make() -> None:
-            if not path.is_file():
-                views = [[(f.views_plane(v), f.view_rows()) for v in range(1, f.n_views)] for f in files]
-                write_targets(path, list(zip(files, views)), n_rows, first.n_views)
-        main_first(make)
+        attrs = files[0].attrs
+        sources = teacher_targets(files, n_rows)
+        main_first(lambda: None if path.is_file() else write_targets(path, sources, n_rows, files[0].n_views))
     neighbours = load_neighbours(teachers[0], list_sha, attrs["weights_sha256"], n_rows)
     stacked = torch.from_numpy(open_targets(path))
     return Targets(stacked, torch.from_numpy(neighbours), n_classes, stacked.shape[-1], attrs["weights_sha256"]), attrs
 
 
-def pair_partners(method: str, params, targets: Targets, teachers: list[str], list_sha: str,
-                  rows: np.ndarray) -> np.ndarray | None:
-    """For pairs from mined neighbours: each training row's partner, as a position in `rows`."""
-    mode = getattr(params.train, method).pairs
+def partners_of(mode: str, targets: Targets, teachers: list[str], list_sha: str, rows: np.ndarray) -> np.ndarray | None:
+    """For pairs from mined neighbours: each training row's partner (a position in `rows`) among every
+    teacher's few nearest mined neighbours; None for other pairings."""
     if mode != "neighbours":
         return None
-    n_rows = targets.n_rows
     candidates = [targets.neighbours.numpy()]
     for t in teachers[1:]:
         weights_sha = read_arrays(layout.whitened_features(t), [])[1]["weights_sha256"]
-        candidates.append(load_neighbours(t, list_sha, weights_sha, n_rows))
+        candidates.append(load_neighbours(t, list_sha, weights_sha, targets.n_rows))
     width = min(5, *(c.shape[1] for c in candidates))  # each teacher's few nearest
-    union = np.concatenate([c[rows, :width] for c in candidates], axis=1)
-    # Mined neighbours are training rows: renumber them as positions in `rows`, keeping −1 for none.
-    positions = np.where(union >= 0, np.searchsorted(rows, union), -1)
-    return fused_nearest(targets.teachers[:, rows], torch.from_numpy(positions)).numpy()
+    return pair_partners(targets.teachers, rows, np.concatenate([c[rows, :width] for c in candidates], axis=1))
 
 
 def check_batch(name: str, method: str, batch_size: int, n_train: int, world: int, d3still_k: int) -> None:
@@ -135,7 +103,7 @@ def train(name: str, params_path: Path) -> None:
     dataset = DecodedCache(views, (3, size, size), p.image_cache_mb, shared=p.workers > 0)
     rank, world = rank_and_world()
     if pairs_from is not None:
-        partners = pair_partners(spec.method, params, targets, spec.teachers, list_sha, rows)
+        partners = partners_of(pairs_from, targets, spec.teachers, list_sha, rows)
         epoch, unit = (lambda g: PositivePairs(labels[rows], n_views, pairs_from, g, partners)), 2
     else:
         epoch, unit = (lambda g: OneViewPerImage(len(rows), n_views, g)), 1

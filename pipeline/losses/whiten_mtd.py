@@ -65,12 +65,11 @@ def contrastive(s: Tensor, tau_s: float = 0.05, both_directions: bool = True) ->
     return loss + F.cross_entropy(s.T / tau_s, target) if both_directions else loss
 
 
-def fused_nearest(teachers: Tensor, candidates: Tensor) -> Tensor:
-    """Positive partner of every row: the candidate with the highest mean teacher similarity (METHODS §3 choice).
+def fused_nearest(anchors: Tensor, candidates: Tensor, valid: Tensor) -> Tensor:
+    """Each anchor's positive partner: the candidate with the highest mean teacher similarity (METHODS §3 choice).
 
-    teachers: (K, N, D) l2-normalised features; candidates: (N, C) row indices (−1: none). Returns (N,) rows.
+    anchors: (K, n, D) l2-normalised features under K teachers; candidates: (K, n, C, D) those of each
+    anchor's C candidates; valid: (n, C), False for padding. Returns (n,) positions in 0..C−1.
     """
-    picked = teachers[:, candidates.clamp(min=0)]  # (K, N, C, D)
-    scores = torch.einsum("knd,kncd->nc", teachers, picked) / len(teachers)
-    scores = scores.masked_fill(candidates < 0, float("-inf"))
-    return candidates.gather(1, scores.argmax(1, keepdim=True))[:, 0]
+    scores = torch.einsum("knd,kncd->nc", anchors, candidates) / len(anchors)
+    return scores.masked_fill(~valid, float("-inf")).argmax(1)

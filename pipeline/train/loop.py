@@ -55,14 +55,15 @@ def averaged_epochs(recipe: Recipe) -> set[int]:
 
 
 def rng_states(loader: DataLoader) -> dict:
-    """Every random state the next epoch depends on, CUDA generators included, as plain values.
+    """Every random state the next epoch depends on, this device's CUDA generator included, as plain values.
 
     Generator states are bytes, not tensors: a checkpoint loaded with map_location=<a GPU> moves
     its tensors there, and torch.set_rng_state accepts only a CPU byte tensor.
     """
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {"python": random.getstate(), "torch": torch.get_rng_state().numpy().tobytes(),
-            "cuda": [s.numpy().tobytes() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+            # this process's device only: reading every GPU's state would open a context on each from every rank
+            "cuda": [torch.cuda.get_rng_state().numpy().tobytes()] if torch.cuda.is_available() else [],
             "numpy": {"keys": keys.astype(np.uint32).tobytes(), "pos": int(pos), "has_gauss": int(has_gauss),
                       "cached": float(cached)},
             "loader": loader.generator.get_state().numpy().tobytes() if loader.generator is not None else None}
@@ -73,16 +74,16 @@ def _byte_tensor(state: bytes) -> torch.Tensor:
 
 
 def restore_rng_states(states: dict, loader: DataLoader) -> None:
-    """Undo rng_states (CUDA generators only when this machine has as many GPUs as the saving one)."""
+    """Undo rng_states (the saved CUDA generator onto this process's device)."""
     random.setstate(states["python"])
     torch.set_rng_state(_byte_tensor(states["torch"]))
     cuda = states.get("cuda", [])
-    if cuda and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
-        torch.cuda.set_rng_state_all([_byte_tensor(s) for s in cuda])
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state(_byte_tensor(cuda[0]))  # this process's device
     elif cuda or torch.cuda.is_available():
-        log.warning("checkpoint saved with %d CUDA generator(s), this machine has %d: CUDA random numbers "
-                    "after the resume differ from an uninterrupted run", len(cuda),
-                    torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        log.warning("checkpoint saved %s a CUDA generator and this run has %s: CUDA random numbers after the "
+                    "resume differ from an uninterrupted run", "with" if cuda else "without",
+                    "one" if torch.cuda.is_available() else "none")
     n = states["numpy"]
     np.random.set_state(("MT19937", np.frombuffer(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     if states["loader"] is not None:

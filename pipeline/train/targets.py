@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
+import torch
 
+from pipeline.data.h5 import read_arrays
 from pipeline.data.rows import spans
+from pipeline.errors import RdistillError
 from pipeline.io import atomic_path
+from pipeline.losses.whiten_mtd import fused_nearest
+from pipeline.provenance import require_match
+
+NEIGHBOUR_BLOCK = 65536  # rows of mined neighbours read at a time
+PARTNER_BLOCK = 16384  # anchors whose partners are chosen at a time (memory: block × candidates × T × D floats)
 
 
 def write_targets(path: str | Path, teachers: list, n_rows: int, n_views: int) -> None:
@@ -41,3 +50,55 @@ def write_targets(path: str | Path, teachers: list, n_rows: int, n_views: int) -
 def open_targets(path: str | Path) -> np.ndarray:
     """The target array memory-mapped copy-on-write (pages shared, never written back)."""
     return np.load(path, mmap_mode="c")
+
+
+def check_alike(files: list) -> None:
+    """Refuse teachers' whitened files that cannot be stacked: another dimension or number of views."""
+    first = files[0]
+    for f in files[1:]:
+        if f.dim != first.dim or f.n_views != first.n_views:
+            raise RdistillError(f"{f.path}: {f.dim}-d features with {f.n_views} views, but {first.path} has "
+                                f"{first.dim}-d with {first.n_views} (whiten.n_components and extract.views must agree)")
+
+
+def teacher_targets(files: list, n_rows: int) -> list:
+    """write_targets' input for whitened-feature readers over all n_rows list rows (one per teacher)."""
+    check_alike(files)
+    for f in files:
+        if len(f) != n_rows:
+            raise RdistillError(f"{f.path}: {len(f)} rows for a list of {n_rows}")
+    return [(f, [(f.views_plane(v), f.view_rows()) for v in range(1, f.n_views)]) for f in files]
+
+
+def read_neighbours(path: str | Path, n_rows: int, expected: dict) -> np.ndarray:
+    """(N, K) mined neighbour rows of a neighbours file, −1 for rows that were not mined, read block by
+    block; refuses a file whose provenance differs from `expected` (attribute -> value)."""
+    arrays, attrs = read_arrays(path, ["rows"])
+    for key, value in expected.items():
+        require_match(path, attrs, key, value)
+    rows = arrays["rows"]
+    with h5py.File(path, "r") as h5:  # the file's (M, K) indices never sit beside the result
+        indices = h5["indices"]
+        neighbours = np.full((n_rows, indices.shape[1]), -1, dtype=np.int64)
+        for start in range(0, len(rows), NEIGHBOUR_BLOCK):
+            neighbours[rows[start:start + NEIGHBOUR_BLOCK]] = indices[start:start + NEIGHBOUR_BLOCK]
+    return neighbours
+
+
+def pair_partners(table: torch.Tensor, rows: np.ndarray, candidates: np.ndarray,
+                  block: int = PARTNER_BLOCK) -> np.ndarray:
+    """Each training row's positive partner, as a position in `rows`: among its candidate list rows
+    (n, C; −1 none), the one with the highest mean similarity over the teachers' plain features
+    (table: (T, ≥N, D), item = row for view 0; pipeline.losses.whiten_mtd.fused_nearest), block by block."""
+    partners = np.empty(len(rows), dtype=np.int64)
+    for start in range(0, len(rows), block):
+        anchors, cand = rows[start:start + block], candidates[start:start + block]
+        valid = cand >= 0
+        lonely = np.flatnonzero(~valid.any(axis=1))
+        if len(lonely):
+            raise RdistillError(f"training row {anchors[lonely[0]]} has no mined neighbour to pair with")
+        picked = torch.index_select(table, 1, torch.from_numpy(np.where(valid, cand, anchors[:, None]).ravel()))
+        best = fused_nearest(torch.index_select(table, 1, torch.from_numpy(anchors)),
+                             picked.reshape(len(table), *cand.shape, table.shape[-1]), torch.from_numpy(valid))
+        partners[start:start + len(anchors)] = np.searchsorted(rows, cand[np.arange(len(cand)), best.numpy()])
+    return partners

@@ -30,3 +30,26 @@ def test_target_file_holds_every_item_of_every_teacher(tmp_path, rng):
     assert np.array_equal(got, np.stack(expected))
     got[0, 0] = 0  # copy-on-write: the file itself is never changed by training
     assert np.array_equal(open_targets(tmp_path / "targets.npy"), np.stack(expected))
+
+
+def test_pair_partners_pick_the_best_mean_similarity_block_by_block():
+    import pytest
+    import torch
+
+    from pipeline.errors import RdistillError
+    from pipeline.train.targets import pair_partners
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((2, 20, 4)).astype(np.float32)  # 2 teachers, 20 list rows (view 0)
+    table /= np.linalg.norm(table, axis=-1, keepdims=True)
+    rows = np.array([1, 3, 4, 7, 8, 10, 12, 15, 18])  # training rows; candidates are training rows
+    candidates = np.stack([rng.choice(np.setdiff1d(rows, [r]), 3, replace=False) for r in rows])
+    candidates[2, 1:] = -1  # one candidate only
+    expected = []
+    for anchor, cand in zip(rows, candidates):
+        scores = {c: sum(float(table[k, anchor] @ table[k, c]) for k in range(2)) / 2 for c in cand if c >= 0}
+        expected.append(int(np.searchsorted(rows, max(scores, key=scores.get))))
+    got = pair_partners(torch.from_numpy(table), rows, candidates, block=4)
+    assert got.tolist() == expected
+    candidates[5] = -1
+    with pytest.raises(RdistillError, match="training row 10 has no mined neighbour"):
+        pair_partners(torch.from_numpy(table), rows, candidates, block=4)
