@@ -8,7 +8,6 @@ complete chunk, and the published file is identical to an uninterrupted run's.
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,8 @@ from pipeline.data.h5 import feature_writer
 from pipeline.data.views import SeededView, ViewDataset
 from pipeline.errors import RdistillError
 from pipeline.distributed import barrier, init_from_env, is_main, main_first, rank_and_world
+from pipeline.features.chunks import (ChunkCollector, chunk_count, chunk_length, extraction_items,
+                                      pending_positions, write_chunk)
 from pipeline.features.extract import describe
 from pipeline.io import sha256_file
 from pipeline.models.registry import create
@@ -46,10 +47,9 @@ def extract(name: str, params_path: Path) -> None:
              "versions": library_versions()}
     n_rows = len(image_list)
     view_rows = image_list.train_rows() if p.views > 1 else np.zeros(0, dtype=np.int64)
-    # Items to describe, in increasing order: every row's plain image, then views 1..V-1 of the training rows.
-    items = np.concatenate([np.arange(n_rows)] + [v * n_rows + view_rows for v in range(1, p.views)])
+    items = extraction_items(n_rows, view_rows, p.views)
     n_items = len(items)
-    n_chunks = math.ceil(n_items / p.chunk_size)
+    n_chunks = chunk_count(n_items, p.chunk_size)
     init_from_env()
     rank, world = rank_and_world()
     store = main_first(lambda: ChunkStore(layout.scratch("extract", name), {
@@ -57,10 +57,9 @@ def extract(name: str, params_path: Path) -> None:
     done = store.done()
     # Under torchrun, rank r extracts every world-th pending chunk; rank 0 then assembles the file.
     pending = [c for c in range(n_chunks) if c not in done][rank::world]
-    positions = np.concatenate([np.arange(c * p.chunk_size, min((c + 1) * p.chunk_size, n_items)) for c in pending]
-                               or [np.zeros(0, dtype=np.int64)])
+    positions = pending_positions(pending, n_items, p.chunk_size)
     log.info("extract %s: %d of %d items (images and views) already extracted, extracting %d%s",
-             name, sum(min(p.chunk_size, n_items - c * p.chunk_size) for c in done), n_items, len(positions),
+             name, sum(chunk_length(c, n_items, p.chunk_size) for c in done), n_items, len(positions),
              f" (rank {rank} of {world})" if world > 1 else "")
     if len(positions):
         todo = items[positions]
@@ -70,29 +69,19 @@ def extract(name: str, params_path: Path) -> None:
         # chunk_size is a multiple of batch_size, so batches never straddle chunks and a resumed
         # run sees exactly the batches an uninterrupted run would.
         loader = make_loader(dataset, p.batch_size, p.workers, by_shape=True)
-        buffers: dict[int, dict[int, np.ndarray]] = {}
+        collector = ChunkCollector(items, p.chunk_size)
         for batch_items, feats in describe(net, loader, p.scales, len(dataset), device(), desc=f"extract {name}"):
             bad = np.flatnonzero(~np.isfinite(feats).all(axis=1) | ~feats.any(axis=1))
             if bad.size:
                 row = batch_items[bad[0]] % n_rows
                 raise RdistillError(f"{image_list.paths[row]}: teacher {name} gave a NaN, inf or all-zero feature (row {row})")
-            for position, feat in zip(np.searchsorted(items, batch_items), feats):
-                buffers.setdefault(int(position) // p.chunk_size, {})[int(position)] = feat
-            for chunk in [c for c, got in buffers.items() if len(got) == min(p.chunk_size, n_items - c * p.chunk_size)]:
-                got = buffers.pop(chunk)
-                store.save(chunk, {"rows": np.asarray(sorted(got)), "features": np.stack([got[r] for r in sorted(got)])})
+            for chunk, arrays in collector.add(batch_items, feats):
+                store.save(chunk, arrays)
     barrier()
     if not is_main():
         return
     with feature_writer(layout.raw_features(name), image_list.ids, attrs, p.chunk_size, view_rows, p.views) as writer:
         for chunk in range(n_chunks):
             arrays = store.load(chunk, ["rows", "features"])
-            chunk_items = items[arrays["rows"]]
-            views = chunk_items // n_rows
-            for view in np.unique(views):
-                mine = views == view
-                if view == 0:
-                    writer.write(chunk_items[mine], arrays["features"][mine])
-                else:
-                    writer.write_view(int(view), chunk_items[mine] % n_rows, arrays["features"][mine])
+            write_chunk(writer, items, n_rows, arrays["rows"], arrays["features"])
     store.clear()
