@@ -8,14 +8,15 @@ import os
 from pathlib import Path
 
 from pipeline import layout
-from pipeline.data.checks import check_images, outside_root
+from pipeline.data.checks import check_images
 from pipeline.data.digits import export_digits
 from pipeline.data.importers import Imported
+from pipeline.data.importers.combine import import_list, with_training_rows, without_rows
 from pipeline.data.importers.distractors import import_distractors, with_gallery_rows
 from pipeline.data.importers.images import import_folder, import_mnist
 from pipeline.data.importers.revisited import import_revisited
 from pipeline.data.importers.tables import import_gldv2, import_inshop, import_reid, import_sop
-from pipeline.data.listfile import read_list, write_list
+from pipeline.data.listfile import write_list
 from pipeline.errors import RdistillError
 from pipeline.io import atomic_path
 from pipeline.params import PrepareParams, SourceParams, load_params
@@ -41,44 +42,7 @@ def import_source(p: SourceParams, seed: int) -> Imported:
         return import_inshop(p.root)
     if p.source == "reid":
         return import_reid(p.root)
-    user = read_list(p.list)
-    dataset_root = Path(p.root) if p.root else user.source.parent
-    row = outside_root(user.paths, dataset_root)
-    if row is not None:
-        raise RdistillError(f"{user.source}: row {row} path {user.ids[row]!r} lies outside the dataset root {dataset_root}")
-    return Imported(list(user.paths), [int(x) for x in user.labels], list(user.splits),
-                    None if user.cameras is None else [int(c) for c in user.cameras], user.bboxes)
-
-
-def with_training_rows(rows: Imported, extra: Imported) -> Imported:
-    """`rows` followed by the `train` rows of `extra` (ground-truth rows keep their positions)."""
-    keep = [i for i, split in enumerate(extra.splits) if split == "train"]
-    cameras = None
-    if rows.cameras is not None or extra.cameras is not None:
-        cameras = (rows.cameras or [-1] * len(rows.paths)) + [(extra.cameras or [-1] * len(extra.paths))[i] for i in keep]
-    bboxes = None
-    if rows.bboxes is not None or extra.bboxes is not None:
-        bboxes = (rows.bboxes or [None] * len(rows.paths)) + [(extra.bboxes or [None] * len(extra.paths))[i] for i in keep]
-    return Imported(rows.paths + [extra.paths[i] for i in keep], rows.labels + [extra.labels[i] for i in keep],
-                    rows.splits + ["train"] * len(keep), cameras, bboxes, rows.ground_truth)
-
-
-def without_rows(rows: Imported, bad: dict[int, str]) -> Imported:
-    """`rows` less the rows in `bad`; ground-truth rows renumbered, and a query whose image is bad refused."""
-    if not bad:
-        return rows
-    keep = [i for i in range(len(rows.paths)) if i not in bad]
-    new_index = {old: new for new, old in enumerate(keep)}
-    pick = (lambda values: None if values is None else [values[i] for i in keep])
-    truth = rows.ground_truth
-    if truth is not None:
-        lost = [q["row"] for q in truth["queries"] if q["row"] in bad]
-        if lost:
-            raise RdistillError(f"{bad[lost[0]]}: a query of the ground truth cannot be skipped")
-        truth = {**truth, "queries": [{"row": new_index[q["row"]],
-                                       **{k: [new_index[r] for r in q[k] if r in new_index] for k in ("easy", "hard", "junk")}}
-                                      for q in truth["queries"]]}
-    return Imported(pick(rows.paths), pick(rows.labels), pick(rows.splits), pick(rows.cameras), pick(rows.bboxes), truth)
+    return import_list(p.list, p.root)
 
 
 def write_skipped(bad: dict[int, str], rows_before: int) -> None:

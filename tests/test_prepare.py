@@ -2,7 +2,7 @@ import pytest
 
 from pipeline.data.importers import Imported
 from pipeline.params import PrepareParams
-from stages.prepare import with_training_rows
+from pipeline.data.importers.combine import with_training_rows
 
 
 def test_training_rows_of_a_second_source_are_appended_after_ground_truth_rows(tmp_path):
