@@ -8,6 +8,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
 
 from pipeline.errors import RdistillError
+from pipeline.methods import SEVERAL_TEACHERS, SINGLE_TEACHER
 
 
 class Section(BaseModel):
@@ -232,20 +233,14 @@ class TrainParams(Section):
     mixup_ap: MixupAPParams = MixupAPParams()
 
 
-SINGLE_TEACHER_METHODS = ("csd", "no_distill", "d3still", "fitnet", "pair", "second_order", "rkd", "pkt", "mixup_ap")
-MULTI_TEACHER_METHODS = ("whiten_mtd", "ed", "contrastive")
-# Methods whose student lives in its teacher's whitened space, so that asymmetric retrieval means something.
-TEACHER_SPACE_METHODS = ("csd", "d3still", "fitnet", "pair", "second_order", "ed")
-
-
 class StudentSpec(Section):
-    method: Literal[SINGLE_TEACHER_METHODS]
+    method: Literal[SINGLE_TEACHER]
     teacher: str  # the teacher whose whitened space the student is trained into
     recipe: RecipeOverride = RecipeOverride()  # this student's own changes to its method's recipe
 
 
 class EnsembleStudentSpec(Section):
-    method: Literal[MULTI_TEACHER_METHODS]
+    method: Literal[SEVERAL_TEACHERS]
     teachers: list[str] | None = None  # distilled together (null: every declared teacher)
     gallery: str | None = None  # teacher of the asymmetric evaluation (null: the first of `teachers`)
     recipe: RecipeOverride = RecipeOverride()

@@ -15,7 +15,8 @@ from pipeline.runtime import device
 from pipeline.io import atomic_path, write_json
 from pipeline.models.registry import create
 from pipeline.models.weights import load_state_dict, load_strict
-from pipeline.params import TEACHER_SPACE_METHODS, load_params
+from pipeline.methods import METHODS
+from pipeline.params import load_params
 from pipeline.report.grid import retrieval_grid
 from pipeline.provenance import open_checked_features
 from stages.common import prepared_list
@@ -59,7 +60,7 @@ def evaluate(name: str, params_path: Path) -> str:
     result = {"method": checkpoint["method"], "teacher": checkpoint["teacher"], "arch": checkpoint["arch"],
               "teachers": checkpoint.get("teachers", [checkpoint["teacher"]]),
               "symmetric": score(image_list, student, student, truth, p.recall_at)}
-    if checkpoint["method"] in TEACHER_SPACE_METHODS:
+    if METHODS[checkpoint["method"]].teacher_space:
         with open_checked_features(layout.whitened_features(checkpoint["teacher"]), list_sha,
                                    checkpoint["teacher"]) as teacher:  # only gallery rows are read
             result["asymmetric"] = score(image_list, student, teacher, truth, p.recall_at)

@@ -23,7 +23,8 @@ from pipeline.scratch import ChunkStore
 from pipeline.runtime import device, seed_everything
 from pipeline.train.loop import fit
 from pipeline.train.targets import open_targets, pair_partners, read_neighbours, teacher_targets, write_targets
-from pipeline.train.objectives import PAIR_METHODS, Targets, build_objective
+from pipeline.methods import METHODS
+from pipeline.train.objectives import Targets, build_objective
 from stages.students import student
 from stages.common import class_indices, prepared_list
 
@@ -85,7 +86,7 @@ def train(name: str, params_path: Path) -> None:
     image_list, list_sha = prepared_list()
     rows = image_list.train_rows()
     labelled = (image_list.labels[rows] >= 0).all()
-    pairs_from = getattr(p, spec.method).pairs if spec.method in PAIR_METHODS else None
+    pairs_from = getattr(p, spec.method).pairs if METHODS[spec.method].pairs else None
     if spec.method == "no_distill" or pairs_from == "labels" or (recipe.supervised_weight > 0 and labelled):
         labels, n_classes = class_indices(image_list, rows, f"student {name} ({spec.method})")
     else:

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.errors import RdistillError
+from pipeline.methods import METHODS
 from pipeline.train.classification import ClassificationObjective
 from pipeline.losses.baselines import embedding_distillation, fitnet, pair_loss, pkt, rkd, second_order
 from pipeline.losses.csd import csd_kl, csd_norm
@@ -51,11 +52,13 @@ def gather_rows(table: Tensor, index: Tensor, dim: int = 0) -> Tensor:
 
 
 OBJECTIVES: dict[str, Callable[[TrainParams, Targets], nn.Module]] = {}
-PAIR_METHODS = ("whiten_mtd", "contrastive")  # batches of positive pairs (x_i, y_i), x and y alternating
 
 
 def register(name: str):
     """Decorator adding an objective factory under `name`."""
+    if name not in METHODS:
+        raise RdistillError(f"method {name!r} has no entry in pipeline/methods.py")
+
     def add(factory):
         OBJECTIVES[name] = factory
         return factory

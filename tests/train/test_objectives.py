@@ -6,7 +6,8 @@ from pipeline.losses.baselines import fitnet, pkt, second_order
 from pipeline.losses.csd import csd_norm
 from pipeline.losses.whiten_mtd import contrastive, cross_view_similarities, whiten_mtd
 from pipeline.params import TrainParams
-from pipeline.train.objectives import OBJECTIVES, PAIR_METHODS, Targets, build_objective
+from pipeline.methods import METHODS
+from pipeline.train.objectives import OBJECTIVES, Targets, build_objective
 
 
 def targets(n=12, dim=6, k=4, n_classes=3, n_teachers=1, n_views=1):
@@ -65,7 +66,8 @@ def test_whiten_mtd_objective_fuses_every_teacher_on_cross_view_pairs():
     per_teacher = torch.stack([tk[x] @ tk[y].T for tk in t.teachers])
     expected = whiten_mtd(q[0::2] @ q[1::2].T, per_teacher, "max-min")
     assert torch.isclose(objective(q, items, items), expected)
-    assert "whiten_mtd" in PAIR_METHODS and "contrastive" in PAIR_METHODS
+    assert METHODS["whiten_mtd"].pairs and METHODS["contrastive"].pairs
+    assert sorted(OBJECTIVES) == sorted(METHODS)  # every method has its objective, and no objective lacks an entry
 
 
 def test_contrastive_objective_ignores_teachers():
