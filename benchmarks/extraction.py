@@ -26,7 +26,7 @@ def main(images: int = 384, arch: str = "resnet50", image_size: int = 160, batch
     from pipeline.data.dataset import eval_transform, make_loader, ImageListDataset
     from pipeline.data.listfile import read_list
     from pipeline.features.extract import multiscale_descriptor
-    from pipeline.models.registry import create
+    from pipeline.models.backbones import create
     from stages.extract import extract
     scales = [1.0, 0.7071, 0.5]
     cwd = os.getcwd()

@@ -70,7 +70,7 @@ def run_cuda_tests(dry_run: bool, log: Path) -> dict:
 def images_per_second(arch: str, size: int, batch: int, train: bool, amp: bool, channels_last: bool,
                       device: torch.device, steps: int) -> float:
     """Throughput of a torchvision backbone + GeM at `size` px: training steps (Adam) or no-grad forwards."""
-    from pipeline.models.registry import create
+    from pipeline.models.backbones import create
     from benchmarks.common import synchronize
     torch.manual_seed(0)
     layout = torch.channels_last if channels_last else torch.contiguous_format

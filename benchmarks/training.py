@@ -35,10 +35,10 @@ def main(images: int = 256, batch: int = 32, teacher_size: int = 256, student_si
     from pipeline.data.listfile import read_list
     from pipeline.data.views import OneViewPerImage, SeededView, ViewDataset, every_view
     from pipeline.losses.d3still import d3still
-    from pipeline.models.registry import create
+    from pipeline.models.backbones import create
     from pipeline.params import Recipe, TrainParams
     from pipeline.train.loop import fit, make_optimizer
-    from pipeline.train.objectives import Targets, build_objective
+    from pipeline.train.objectives import CachedTargets, build_objective
 
     torch.manual_seed(0)
     on = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
@@ -59,7 +59,7 @@ def main(images: int = 256, batch: int = 32, teacher_size: int = 256, student_si
         big, small = batches(teacher_size), batches(student_size)
         with torch.no_grad(), torch.autocast(on.type, enabled=amp):  # as extraction runs the teacher
             cached = torch.cat([teacher(x).float() for x in big])  # the cache: teacher features of every row
-        targets = Targets(cached[None], None, 0, cached.shape[1])
+        targets = CachedTargets(cached[None], None, 0, cached.shape[1])
         objective = build_objective("d3still", params, targets).to(on)
         optimizer = make_optimizer(student.parameters(), Recipe())
 

@@ -13,7 +13,7 @@ from pipeline.evaluate.protocols import GroundTruth, load_ground_truth, revisite
 from pipeline.features.extract import describe_all
 from pipeline.runtime import device
 from pipeline.io import atomic_path, write_json
-from pipeline.models.registry import create
+from pipeline.models.backbones import create
 from pipeline.models.weights import load_state_dict, load_strict
 from pipeline.methods import METHODS
 from pipeline.params import load_params

@@ -22,7 +22,7 @@ from pipeline.features.chunks import (ChunkCollector, chunk_count, chunk_length,
                                       pending_positions, write_chunk)
 from pipeline.features.extract import describe
 from pipeline.io import sha256_file
-from pipeline.models.registry import create
+from pipeline.models.backbones import create
 from pipeline.models.weights import load_state_dict, load_strict
 from pipeline.params import load_params
 from pipeline.provenance import library_versions

@@ -10,7 +10,7 @@ from pipeline import layout
 from pipeline.data.cache import DecodedCache
 from pipeline.data.dataset import ImageListDataset, make_loader, train_transform
 from pipeline.io import atomic_path, write_json
-from pipeline.models.registry import create
+from pipeline.models.backbones import create
 from pipeline.models.weights import load_pretrained
 from pipeline.params import Recipe, load_params
 from pipeline.scratch import ChunkStore

@@ -16,7 +16,7 @@ from pipeline.data.views import OneViewPerImage, PositivePairs, SeededView, View
 from pipeline.errors import RdistillError
 from pipeline.distributed import Shard, init_from_env, is_main, main_first, rank_and_world
 from pipeline.io import atomic_path, write_json
-from pipeline.models.registry import create
+from pipeline.models.backbones import create
 from pipeline.params import load_params
 from pipeline.provenance import open_checked_features
 from pipeline.scratch import ChunkStore
@@ -24,7 +24,7 @@ from pipeline.runtime import device, seed_everything
 from pipeline.train.loop import fit
 from pipeline.train.targets import open_targets, pair_partners, read_neighbours, teacher_targets, write_targets
 from pipeline.methods import METHODS
-from pipeline.train.objectives import Targets, build_objective
+from pipeline.train.objectives import CachedTargets, build_objective
 from stages.students import student
 from stages.common import class_indices, prepared_list
 
@@ -36,7 +36,7 @@ def load_neighbours(teacher: str, list_sha: str, weights_sha: str, n_rows: int) 
     return read_neighbours(layout.neighbours(teacher), n_rows, {"list_sha256": list_sha, "weights_sha256": weights_sha})
 
 
-def load_targets(teachers: list[str], list_sha: str, n_rows: int, n_classes: int, path: Path) -> tuple[Targets, dict]:
+def load_targets(teachers: list[str], list_sha: str, n_rows: int, n_classes: int, path: Path) -> tuple[CachedTargets, dict]:
     """Cached whitened features of every item by each teacher, memory-mapped from one target file at `path`
     (written here from the teachers' whitened files when absent), and the first teacher's neighbours."""
     with contextlib.ExitStack() as stack:
@@ -46,10 +46,10 @@ def load_targets(teachers: list[str], list_sha: str, n_rows: int, n_classes: int
         main_first(lambda: None if path.is_file() else write_targets(path, sources, n_rows, files[0].n_views))
     neighbours = load_neighbours(teachers[0], list_sha, attrs["weights_sha256"], n_rows)
     stacked = torch.from_numpy(open_targets(path))
-    return Targets(stacked, torch.from_numpy(neighbours), n_classes, stacked.shape[-1], attrs["weights_sha256"]), attrs
+    return CachedTargets(stacked, torch.from_numpy(neighbours), n_classes, stacked.shape[-1], attrs["weights_sha256"]), attrs
 
 
-def partners_of(mode: str, targets: Targets, teachers: list[str], list_sha: str, rows: np.ndarray) -> np.ndarray | None:
+def partners_of(mode: str, targets: CachedTargets, teachers: list[str], list_sha: str, rows: np.ndarray) -> np.ndarray | None:
     """For pairs from mined neighbours: each training row's partner (a position in `rows`) among every
     teacher's few nearest mined neighbours; None for other pairings."""
     if mode != "neighbours":

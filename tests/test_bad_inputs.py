@@ -226,7 +226,7 @@ def test_query_and_gallery_of_different_dimensions_are_refused(tmp_path):
 
 def test_extraction_refuses_a_teacher_that_outputs_nan(tmp_path, monkeypatch):
     import stages.extract as extract_stage
-    from pipeline.models.registry import create
+    from pipeline.models.backbones import create
     images = user_list(tmp_path, ["a.png,0,train", "b.png,1,test"])
     good(images, "a.png")
     good(images, "b.png")

@@ -29,11 +29,11 @@ def train_resnet(checkpoint: Path, stop_after: int | None = None) -> dict:
     """4 epochs of a ResNet-18 student under mixup-AP (CUDA random numbers every step), AMP on."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from pipeline.models.registry import create
+    from pipeline.models.backbones import create
     from pipeline.params import Recipe, TrainParams
     from pipeline.runtime import seed_everything
     from pipeline.train.loop import fit
-    from pipeline.train.objectives import Targets, build_objective
+    from pipeline.train.objectives import CachedTargets, build_objective
 
     seed_everything(0)
     n, dim = 64, 32
@@ -41,7 +41,7 @@ def train_resnet(checkpoint: Path, stop_after: int | None = None) -> dict:
     images = torch.randn(n, 3, 32, 32, generator=data_rng)
     teacher = torch.nn.functional.normalize(torch.randn(1, n, dim, generator=data_rng), dim=-1)
     net = create("resnet18", dim)
-    objective = build_objective("mixup_ap", TrainParams(), Targets(teacher, None, 0, dim))
+    objective = build_objective("mixup_ap", TrainParams(), CachedTargets(teacher, None, 0, dim))
     loader = DataLoader(TensorDataset(images, torch.zeros(n, dtype=torch.long), torch.arange(n)), batch_size=16,
                         shuffle=True, generator=torch.Generator().manual_seed(0), drop_last=True)
 

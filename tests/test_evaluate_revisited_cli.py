@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from pipeline.data.listfile import read_list
-from pipeline.models.registry import create
+from pipeline.models.backbones import create
 from tests.data.importers.test_importers import write_revisited
 
 RDISTILL = str(Path(sys.executable).parent / "rdistill")

@@ -150,7 +150,7 @@ def test_cached_views_are_the_teachers_features_of_the_seeded_views(repo):
     from pipeline.data.listfile import read_list
     from pipeline.data.views import SeededView
     from pipeline.features.extract import multiscale_descriptor
-    from pipeline.models.registry import create
+    from pipeline.models.backbones import create
 
     root, _ = repo
     features = read_features(root / "data/features/r18.h5")

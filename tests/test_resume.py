@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.models.registry import create
+from pipeline.models.backbones import create
 
 RDISTILL = str(Path(sys.executable).parent / "rdistill")
 

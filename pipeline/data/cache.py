@@ -64,7 +64,3 @@ class DecodedCache(Dataset):
             self.images[i], self.labels[i], self.keys[i] = image, label, key
             self.filled[i] = True  # last: a reader never sees a half-written item as filled
         return image, label, key
-
-    def cached(self) -> int:
-        """How many items are in memory now."""
-        return int(self.filled.sum())

@@ -172,19 +172,6 @@ def check_k(k: int, n: int) -> None:
         raise RdistillError(f"mine.k: {k} neighbours asked of {n} training images (need k < N)")
 
 
-def mine_neighbours(feats: np.ndarray, factory: str, k: int, shortlist: int = 0, batch: int = 4096):
-    """Top-k neighbours of every row among the other rows, via `factory`; also the exact top-k.
-
-    Returns (sims, ids, exact_ids), each (N, k); ids index rows of `feats`.
-    """
-    check_k(k, len(feats))
-    feats = np.ascontiguousarray(feats, dtype=np.float32)
-    index, exact = build_index(feats, factory), build_index(feats, "Flat")
-    parts = [(*neighbours_of(index, feats, s, s + batch, k, shortlist), neighbours_of(exact, feats, s, s + batch, k)[1])
-             for s in range(0, len(feats), batch)]
-    return tuple(np.concatenate(arrays) for arrays in zip(*parts))
-
-
 def save_index(index: faiss.Index, path) -> None:
     """Write an index (copied back from the GPUs first when it lives there)."""
     if faiss.get_num_gpus() > 0:

@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 
 from pipeline.errors import RdistillError
-from pipeline.models.registry import RetrievalNet, trunk_of
+from pipeline.models.backbones import RetrievalNet, trunk_of
 
 
 def load_state_dict(path: str | Path) -> dict:

@@ -24,7 +24,7 @@ from pipeline.params import TrainParams
 
 
 @dataclass
-class Targets:
+class CachedTargets:
     """What the cache offers a student, indexed by item (view · N + row, see pipeline.data.views)."""
 
     teachers: Tensor | None  # (T, V·N, D) whitened features of every item, per teacher (T = 1 but for ensembles)
@@ -51,7 +51,7 @@ def gather_rows(table: Tensor, index: Tensor, dim: int = 0) -> Tensor:
     return picked.reshape(*table.shape[:dim], *index.shape, *table.shape[dim + 1:])
 
 
-OBJECTIVES: dict[str, Callable[[TrainParams, Targets], nn.Module]] = {}
+OBJECTIVES: dict[str, Callable[[TrainParams, CachedTargets], nn.Module]] = {}
 
 
 def register(name: str):
@@ -76,7 +76,7 @@ class Supervised(nn.Module):
         return self.objective(q, labels, items) + self.weight * self.classification(q, labels, items)
 
 
-def build_objective(method: str, params: TrainParams, targets: Targets, supervised_weight: float = 0.0) -> nn.Module:
+def build_objective(method: str, params: TrainParams, targets: CachedTargets, supervised_weight: float = 0.0) -> nn.Module:
     """The objective registered as `method`, plus a weighted supervised term when labels exist."""
     if method not in OBJECTIVES:
         raise RdistillError(f"unknown method {method!r} (known: {', '.join(sorted(OBJECTIVES))})")
@@ -91,7 +91,7 @@ def build_objective(method: str, params: TrainParams, targets: Targets, supervis
 class CSDObjective(nn.Module):
     """CSD against cached whitened teacher features and cached neighbours (METHODS §4)."""
 
-    def __init__(self, params: TrainParams, targets: Targets):
+    def __init__(self, params: TrainParams, targets: CachedTargets):
         super().__init__()
         if targets.teachers is None or targets.neighbours is None:
             raise RdistillError("method csd needs cached teacher features and mined neighbours")
@@ -108,7 +108,7 @@ class CSDObjective(nn.Module):
 
 
 @register("no_distill")
-def no_distill(params: TrainParams, targets: Targets) -> nn.Module:
+def no_distill(params: TrainParams, targets: CachedTargets) -> nn.Module:
     """The reference student: the same network trained on labels alone."""
     return ClassificationObjective(targets.n_classes, targets.dim, params.temperature)
 
@@ -116,7 +116,7 @@ def no_distill(params: TrainParams, targets: Targets) -> nn.Module:
 class TeacherFeatureObjective(nn.Module):
     """A loss between the batch's student features and its cached teacher features: loss(q, g) · weight."""
 
-    def __init__(self, targets: Targets, loss, weight: float = 1.0):
+    def __init__(self, targets: CachedTargets, loss, weight: float = 1.0):
         super().__init__()
         if targets.teachers is None:
             raise RdistillError("this method needs cached teacher features")
@@ -128,45 +128,45 @@ class TeacherFeatureObjective(nn.Module):
 
 
 @register("fitnet")
-def fitnet_objective(params: TrainParams, targets: Targets) -> nn.Module:
+def fitnet_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
     """FitNet / L2 regression to the whitened teacher (METHODS §5b)."""
     return TeacherFeatureObjective(targets, fitnet, params.fitnet.weight)
 
 
 @register("pair")
-def pair_objective(params: TrainParams, targets: Targets) -> nn.Module:
+def pair_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
     """D3still's pairwise similarity baseline L_pair (METHODS §5b)."""
     return TeacherFeatureObjective(targets, pair_loss, params.pair.weight)
 
 
 @register("second_order")
-def second_order_objective(params: TrainParams, targets: Targets) -> nn.Module:
+def second_order_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
     """Pairwise + second-order similarity (RAML-style, METHODS §5b)."""
     p = params.second_order
     return TeacherFeatureObjective(targets, lambda q, g: second_order(q, g, p.lambda_1, p.lambda_2), p.weight)
 
 
 @register("rkd")
-def rkd_objective(params: TrainParams, targets: Targets) -> nn.Module:
+def rkd_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
     """Relational KD, distance + angle (METHODS §5b)."""
     return TeacherFeatureObjective(targets, rkd, params.rkd.weight)
 
 
 @register("pkt")
-def pkt_objective(params: TrainParams, targets: Targets) -> nn.Module:
+def pkt_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
     """Probabilistic knowledge transfer (METHODS §5b)."""
     return TeacherFeatureObjective(targets, pkt, params.pkt.weight)
 
 
 @register("mixup_ap")
-def mixup_ap_objective(params: TrainParams, targets: Targets) -> nn.Module:
+def mixup_ap_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
     """Data-efficient ranking distillation: mixup + listwise AP loss (METHODS §6)."""
     p = params.mixup_ap
     return TeacherFeatureObjective(targets, lambda q, g: mixup_ap_loss(q, g, p.rounds, p.alpha, p.tau, p.n_bins))
 
 
 @register("d3still")
-def d3still_objective(params: TrainParams, targets: Targets) -> nn.Module:
+def d3still_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
     """D3still, alpha L_f + beta L_irpd + gamma L_crpd (METHODS §5); its recipe adds the supervised term."""
     p = params.d3still
     return TeacherFeatureObjective(targets, lambda q, g: d3still(q, g, p.k, p.m, p.alpha, p.beta, p.gamma))
@@ -176,7 +176,7 @@ def d3still_objective(params: TrainParams, targets: Targets) -> nn.Module:
 class EmbeddingDistillation(nn.Module):
     """Embedding Distillation over every teacher: mean_k ‖s − t_k‖² (Whiten-MTD baseline, METHODS §3)."""
 
-    def __init__(self, params: TrainParams, targets: Targets):
+    def __init__(self, params: TrainParams, targets: CachedTargets):
         super().__init__()
         self.register_buffer("teachers", targets.teachers, persistent=False)
         self.weight = params.ed.weight
@@ -188,7 +188,7 @@ class EmbeddingDistillation(nn.Module):
 class PairObjective(nn.Module):
     """A loss over cross-view similarities of a batch of positive pairs (x_i, y_i), x and y alternating."""
 
-    def __init__(self, targets: Targets):
+    def __init__(self, targets: CachedTargets):
         super().__init__()
         self.register_buffer("teachers", targets.teachers, persistent=False)
 
@@ -202,7 +202,7 @@ class PairObjective(nn.Module):
 class WhitenMTDObjective(PairObjective):
     """Whiten-MTD: KL between the student's and the fused teachers' cross-view similarities (METHODS §3)."""
 
-    def __init__(self, params: TrainParams, targets: Targets):
+    def __init__(self, params: TrainParams, targets: CachedTargets):
         super().__init__(targets)
         self.p = params.whiten_mtd
 
@@ -216,7 +216,7 @@ class WhitenMTDObjective(PairObjective):
 class ContrastiveObjective(nn.Module):
     """Contrastive baseline: Whiten-MTD with Q = I, no teacher (METHODS §3)."""
 
-    def __init__(self, params: TrainParams, targets: Targets):
+    def __init__(self, params: TrainParams, targets: CachedTargets):
         super().__init__()
         self.p = params.contrastive
 

@@ -55,7 +55,7 @@ def test_items_are_made_once_and_served_unchanged_from_memory():
     cache = DecodedCache(inner, (3, 2, 2), budget_mb=1, shared=False)
     first = [cache[i] for i in range(5)]
     second = [cache[i] for i in range(5)]
-    assert inner.calls == 5 and cache.cached() == 5
+    assert inner.calls == 5 and int(cache.filled.sum()) == 5
     for (a, la, ka), (b, lb, kb), i in zip(first, second, range(5)):
         assert torch.equal(a, b) and a[0, 0, 0] == i and (la, ka) == (lb, kb) == (10 + i, 100 + i)
 
@@ -67,7 +67,7 @@ def test_items_beyond_the_budget_are_made_every_time():
     assert cache.capacity == 3
     for _ in range(2):
         assert [cache[i][1] for i in range(10)] == list(range(10, 20))
-    assert inner.calls == 3 + 2 * 7 and cache.cached() == 3
+    assert inner.calls == 3 + 2 * 7 and int(cache.filled.sum()) == 3
     assert DecodedCache(Counting(4), (3, 2, 2), budget_mb=0, shared=False).capacity == 0
 
 
@@ -75,7 +75,7 @@ def test_items_filled_by_a_loader_worker_are_seen_by_the_main_process():
     cache = DecodedCache(Counting(6), (3, 2, 2), budget_mb=1, shared=True)
     loader = make_loader(cache, batch_size=4, workers=1)
     first = [batch for batch in loader]
-    assert cache.cached() == 6  # written by the worker, in shared memory
+    assert int(cache.filled.sum()) == 6  # written by the worker, in shared memory
     cache.dataset = Broken(6)
     again = [batch for batch in make_loader(cache, batch_size=4, workers=0)]
     for a, b in zip(first, again):

@@ -1,6 +1,15 @@
 import numpy as np
 
-from pipeline.index.search import drop_self, exact_search, mine_neighbours, recall_at_k
+from pipeline.data.rows import ArrayRows
+from pipeline.index.search import drop_self, exact_search, neighbours_of, recall_at_k
+from pipeline.index.stream import build_streamed_index, exact_neighbours
+
+
+def mine_neighbours(x, factory, k, shortlist=0):
+    """The mine stage's path on in-memory rows: (sims, ids) via `factory`, and the exact ids."""
+    rows = ArrayRows(x)
+    sims, ids = neighbours_of(build_streamed_index(rows, factory), x, 0, len(x), k, shortlist)
+    return sims, ids, exact_neighbours(rows, np.arange(len(x)), k)
 
 
 def clustered(rng, n, dim, n_clusters=20):

@@ -3,7 +3,7 @@ import math
 import torch
 
 from pipeline.models.pooling import gem, l2n
-from pipeline.models.registry import create
+from pipeline.models.backbones import create
 
 
 def test_gem_matches_hand_computed_value():

@@ -12,7 +12,7 @@ from pipeline.data.views import OneViewPerImage
 from pipeline.distributed import Shard
 from pipeline.params import Recipe, TrainParams
 from pipeline.train.loop import fit
-from pipeline.train.objectives import OBJECTIVES, Targets, build_objective
+from pipeline.train.objectives import OBJECTIVES, CachedTargets, build_objective
 
 N, BATCH, DIM, CLASSES = 16, 16, 6, 4
 # Every registered method, and one with the supervised term added (its proxies are parameters too).
@@ -27,7 +27,7 @@ def setup(method: str, rank: int, world: int, batch_norm: bool = False):
     layers = [nn.Flatten(), nn.Linear(48, 12)] + ([nn.BatchNorm1d(12)] if batch_norm else []) + [nn.Linear(12, DIM)]
     net = nn.Sequential(*layers)
     base, supervised = method.partition("+")[::2]
-    objective = build_objective(base, TrainParams(csd={"k": 8}), Targets(teachers, neighbours, CLASSES, DIM),
+    objective = build_objective(base, TrainParams(csd={"k": 8}), CachedTargets(teachers, neighbours, CLASSES, DIM),
                                 supervised_weight=1.0 if supervised else 0.0)
     generator = torch.Generator().manual_seed(0)
     sampler = OneViewPerImage(N, 1, generator)

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from pipeline.data.dataset import make_loader
 from pipeline.params import Recipe, TrainParams
 from pipeline.train.loop import TrainingStep, averaged_epochs, fit, lr_factor, restore_rng_states, rng_states
-from pipeline.train.objectives import Targets, build_objective
+from pipeline.train.objectives import CachedTargets, build_objective
 
 
 def test_lr_factor_warms_up_then_decays_as_the_recipe_says():
@@ -89,7 +89,7 @@ def test_the_objective_runs_in_float32_under_autocast():
     teacher = torch.nn.functional.normalize(torch.randn(1, n, dim), dim=-1)
     neighbours = torch.stack([torch.roll(torch.arange(n), -s) for s in range(1, 5)], dim=1)
     objective = build_objective("csd", TrainParams(csd={"k": 4, "tau_g": 0.01, "tau_q": 0.01}),
-                                Targets(teacher, neighbours, 0, dim))
+                                CachedTargets(teacher, neighbours, 0, dim))
     net = nn.Linear(32, dim)
     x, labels, items = torch.randn(n, 32), torch.zeros(n, dtype=torch.long), torch.arange(n)
     with torch.autocast("cpu", dtype=torch.bfloat16):

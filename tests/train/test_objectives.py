@@ -7,14 +7,14 @@ from pipeline.losses.csd import csd_norm
 from pipeline.losses.whiten_mtd import contrastive, cross_view_similarities, whiten_mtd
 from pipeline.params import TrainParams
 from pipeline.methods import METHODS
-from pipeline.train.objectives import OBJECTIVES, Targets, build_objective
+from pipeline.train.objectives import OBJECTIVES, CachedTargets, build_objective
 
 
 def targets(n=12, dim=6, k=4, n_classes=3, n_teachers=1, n_views=1):
     torch.manual_seed(0)
     teachers = F.normalize(torch.randn(n_teachers, n_views * n, dim), dim=-1)
     neighbours = torch.stack([torch.roll(torch.arange(n), -s) for s in range(1, k + 1)], dim=1)
-    return Targets(teachers, neighbours, n_classes, dim)
+    return CachedTargets(teachers, neighbours, n_classes, dim)
 
 
 @pytest.mark.parametrize("method", sorted(OBJECTIVES))
@@ -98,5 +98,5 @@ def test_supervised_weight_adds_the_students_own_loss_when_labels_exist():
     items, labels = torch.tensor([0, 1, 2, 3, 4, 5]), torch.tensor([0, 1, 2, 0, 1, 2])
     expected = d3still(q, t.teacher[items], k=4) + 0.5 * objective.classification(q, labels, items)
     assert torch.isclose(objective(q, labels, items), expected)
-    unlabelled = Targets(t.teachers, t.neighbours, 0, 6)
+    unlabelled = CachedTargets(t.teachers, t.neighbours, 0, 6)
     assert not hasattr(build_objective("d3still", TrainParams(), unlabelled, 0.5), "classification")
