@@ -60,7 +60,11 @@ def gather(p: PrepareParams, seed: int) -> Imported:
     distractors of `gallery_from` (gallery rows after every other row, so ground-truth positions hold)."""
     rows = import_source(p, seed)
     if p.train_from is not None:
-        rows = with_training_rows(rows, import_source(p.train_from, seed))
+        rows, repeated = with_training_rows(rows, import_source(p.train_from, seed))
+        if repeated:
+            log.warning("prepare.train_from (%s): %d training images are already rows of prepare.source (%s), "
+                        "e.g. %s; they are left out of training", p.train_from.source, len(repeated), p.source,
+                        repeated[0])
     if p.gallery_from is not None:
         rows = with_gallery_rows(rows, import_distractors(p.gallery_from.list, p.gallery_from.root))
     return rows

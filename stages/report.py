@@ -7,7 +7,7 @@ from pathlib import Path
 from pipeline import layout
 from pipeline.io import atomic_path
 from pipeline.params import load_params
-from pipeline.report.table import results_table
+from pipeline.report.table import results_table, results_title
 
 
 def _load_all(kind: str, declared) -> dict[str, dict]:
@@ -20,8 +20,8 @@ def report(params_path: Path) -> str:
     """Write reports/results.md and return its table."""
     params = load_params(params_path)
     students = {*params.students, *params.ensembles}
-    table = results_table(_load_all("eval_teacher", params.teachers), _load_all("eval", students),
-                          _load_all("train", students), _load_all("eval_ensemble", {"EM"}))
+    teachers, evaluated = _load_all("eval_teacher", params.teachers), _load_all("eval", students)
+    table = results_table(teachers, evaluated, _load_all("train", students), _load_all("eval_ensemble", {"EM"}))
     with atomic_path(layout.REPORT) as tmp:
-        tmp.write_text("# Results (class protocol)\n\n" + table)
+        tmp.write_text(results_title(teachers, evaluated) + "\n\n" + table)
     return table

@@ -13,14 +13,26 @@ def cells(scores: dict) -> dict:
             "M mP@10": scores["medium"].get("mP@10", float("nan")), "mAP": scores["medium"]["mAP"]}
 
 
+def protocol_of(teachers: dict[str, dict], students: dict[str, dict]) -> str:
+    """"revisited" when any result holds the revisited protocol's easy/medium/hard settings, else "class"."""
+    every = [r for t in teachers.values() for r in (t["raw"], t["whitened"])] + [s["symmetric"] for s in students.values()]
+    return "revisited" if any("medium" in r for r in every) else "class"
+
+
+def results_title(teachers: dict[str, dict], students: dict[str, dict]) -> str:
+    """The report's heading, naming the protocol its table holds."""
+    if protocol_of(teachers, students) == "revisited":
+        return "# Results (revisited protocol: easy, medium and hard mAP; mAP = medium)"
+    return "# Results (class protocol)"
+
+
 def results_table(teachers: dict[str, dict], students: dict[str, dict], training: dict[str, dict],
                   ensembles: dict[str, dict] | None = None) -> str:
     """Markdown table from metrics/eval_teacher, metrics/eval, metrics/train and metrics/eval_ensemble contents.
 
     Rows: teachers (raw, whitened), ensemble means, the no-distill reference, then every method.
     """
-    every = [r for t in teachers.values() for r in (t["raw"], t["whitened"])] + [s["symmetric"] for s in students.values()]
-    columns = REVISITED_COLUMNS if any("medium" in r for r in every) else CLASS_COLUMNS
+    columns = REVISITED_COLUMNS if protocol_of(teachers, students) == "revisited" else CLASS_COLUMNS
 
     def row(model: str, setting: str, scores: dict, notes: str = "") -> str:
         flat = cells(scores)

@@ -1,4 +1,4 @@
-from pipeline.report.table import results_table
+from pipeline.report.table import results_table, results_title
 
 
 def scores(m):
@@ -25,6 +25,7 @@ def test_table_has_teacher_student_and_reference_rows_with_ratios():
     assert lines[7].endswith("| 0.75 × whitened teacher mAP |")  # 0.6 / 0.8
     assert lines[8].startswith("| mtd (resnet18, whiten_mtd from t + u) | symmetric | 0.660")
     assert len(lines) == 9
+    assert results_title(teachers, students) == "# Results (class protocol)"
 
 
 def test_revisited_results_get_easy_medium_hard_columns():
@@ -35,3 +36,4 @@ def test_revisited_results_get_easy_medium_hard_columns():
     lines = results_table(teachers, students, {}).splitlines()
     assert lines[0] == "| model | setting | E mAP | M mAP | H mAP | M mP@10 | notes |"
     assert lines[5].endswith("| 0.450 | 0.450 | 0.450 | 0.500 | 0.90 × whitened teacher mAP |")
+    assert results_title(teachers, students).startswith("# Results (revisited protocol")

@@ -1,6 +1,7 @@
 """A user's own list as a source, and the ways prepare combines sources: extra training rows, rows left out."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pipeline.data.checks import outside_root
@@ -21,9 +22,13 @@ def import_list(list_path: str | Path, root: str | Path | None) -> Imported:
                     None if user.cameras is None else [int(c) for c in user.cameras], user.bboxes)
 
 
-def with_training_rows(rows: Imported, extra: Imported) -> Imported:
-    """`rows` followed by the `train` rows of `extra` (ground-truth rows keep their positions)."""
-    keep = [i for i, split in enumerate(extra.splits) if split == "train"]
+def with_training_rows(rows: Imported, extra: Imported) -> tuple[Imported, list[Path]]:
+    """`rows` followed by the `train` rows of `extra` (ground-truth rows keep their positions), and the
+    training images of `extra` left out because `rows` already holds them (a list row may not repeat)."""
+    present = {os.path.normpath(path) for path in rows.paths}
+    train = [i for i, split in enumerate(extra.splits) if split == "train"]
+    keep = [i for i in train if os.path.normpath(extra.paths[i]) not in present]
+    repeated = [Path(extra.paths[i]) for i in train if os.path.normpath(extra.paths[i]) in present]
     cameras = None
     if rows.cameras is not None or extra.cameras is not None:
         cameras = (rows.cameras or [-1] * len(rows.paths)) + [(extra.cameras or [-1] * len(extra.paths))[i] for i in keep]
@@ -31,7 +36,7 @@ def with_training_rows(rows: Imported, extra: Imported) -> Imported:
     if rows.bboxes is not None or extra.bboxes is not None:
         bboxes = (rows.bboxes or [None] * len(rows.paths)) + [(extra.bboxes or [None] * len(extra.paths))[i] for i in keep]
     return Imported(rows.paths + [extra.paths[i] for i in keep], rows.labels + [extra.labels[i] for i in keep],
-                    rows.splits + ["train"] * len(keep), cameras, bboxes, rows.ground_truth)
+                    rows.splits + ["train"] * len(keep), cameras, bboxes, rows.ground_truth), repeated
 
 
 def without_rows(rows: Imported, bad: dict[int, str]) -> Imported:
