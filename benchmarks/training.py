@@ -60,7 +60,7 @@ def main(images: int = 256, batch: int = 32, teacher_size: int = 256, student_si
         with torch.no_grad(), torch.autocast(on.type, enabled=amp):  # as extraction runs the teacher
             cached = torch.cat([teacher(x).float() for x in big])  # the cache: teacher features of every row
         targets = CachedTargets(cached[None], None, 0, cached.shape[1])
-        objective = build_objective("d3still", params, targets).to(on)
+        objective = build_objective("d3still", params.d3still, targets).to(on)
         optimizer = make_optimizer(student.parameters(), Recipe())
 
         scaler = torch.amp.GradScaler(on.type, enabled=amp)

@@ -97,7 +97,8 @@ def train(name: str, params_path: Path) -> None:
     targets, attrs = load_targets(spec.teachers, list_sha, len(image_list), n_classes, store.file("targets.npy"))
     n_views = attrs.get("views", 1)
     net = create(p.student.arch, targets.dim)
-    objective = build_objective(spec.method, p, targets, recipe.supervised_weight)
+    objective = build_objective(spec.method, getattr(p, spec.method), targets, p.temperature,
+                                recipe.supervised_weight)
     key_rows, key_views = every_view(rows, n_views)
     size = p.student.image_size
     views = ViewDataset(image_list.paths, labels, key_rows, key_views, SeededView(size, attrs.get("seed", params.seed)))

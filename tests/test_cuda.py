@@ -41,7 +41,7 @@ def train_resnet(checkpoint: Path, stop_after: int | None = None) -> dict:
     images = torch.randn(n, 3, 32, 32, generator=data_rng)
     teacher = torch.nn.functional.normalize(torch.randn(1, n, dim, generator=data_rng), dim=-1)
     net = create("resnet18", dim)
-    objective = build_objective("mixup_ap", TrainParams(), CachedTargets(teacher, None, 0, dim))
+    objective = build_objective("mixup_ap", TrainParams().mixup_ap, CachedTargets(teacher, None, 0, dim))
     loader = DataLoader(TensorDataset(images, torch.zeros(n, dtype=torch.long), torch.arange(n)), batch_size=16,
                         shuffle=True, generator=torch.Generator().manual_seed(0), drop_last=True)
 

@@ -6,6 +6,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from typing import Protocol
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,21 @@ from tqdm import tqdm
 
 from pipeline.distributed import average_batchnorm_statistics, barrier, gather_batch, is_main, rank_and_world
 from pipeline.io import atomic_path
-from pipeline.params import Recipe
 
 log = logging.getLogger(__name__)
+
+
+class Recipe(Protocol):
+    """What the loop reads of a training recipe (params.yaml's recipes, or any object with these fields)."""
+
+    optimizer: str  # adam | sgd
+    lr: float
+    momentum: float
+    weight_decay: float
+    schedule: str  # cosine | linear | exp | constant
+    warmup: float  # share of training with a linear warm-up from lr / 10
+    epochs: int
+    average: list[float]  # shares of training whose epoch weights are averaged into the final ones
 
 
 def cosine_lr(step: int, total: int) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -20,7 +21,6 @@ from pipeline.losses.csd import csd_kl, csd_norm
 from pipeline.losses.d3still import d3still
 from pipeline.losses.mixup_ap import mixup_ap_loss
 from pipeline.losses.whiten_mtd import contrastive, cross_view_similarities, whiten_mtd
-from pipeline.params import TrainParams
 
 
 @dataclass
@@ -51,7 +51,9 @@ def gather_rows(table: Tensor, index: Tensor, dim: int = 0) -> Tensor:
     return picked.reshape(*table.shape[:dim], *index.shape, *table.shape[dim + 1:])
 
 
-OBJECTIVES: dict[str, Callable[[TrainParams, CachedTargets], nn.Module]] = {}
+# name -> factory(settings, targets, temperature): settings = the method's own section of params.yaml
+# (any object with its attributes), temperature = the supervised terms' softmax temperature
+OBJECTIVES: dict[str, Callable[[Any, CachedTargets, float], nn.Module]] = {}
 
 
 def register(name: str):
@@ -76,14 +78,16 @@ class Supervised(nn.Module):
         return self.objective(q, labels, items) + self.weight * self.classification(q, labels, items)
 
 
-def build_objective(method: str, params: TrainParams, targets: CachedTargets, supervised_weight: float = 0.0) -> nn.Module:
-    """The objective registered as `method`, plus a weighted supervised term when labels exist."""
+def build_objective(method: str, settings, targets: CachedTargets, temperature: float = 0.05,
+                    supervised_weight: float = 0.0) -> nn.Module:
+    """The objective registered as `method` with its settings (e.g. k, tau_g for csd), plus a weighted
+    supervised term (normalised softmax at `temperature`) when labels exist."""
     if method not in OBJECTIVES:
         raise RdistillError(f"unknown method {method!r} (known: {', '.join(sorted(OBJECTIVES))})")
-    objective = OBJECTIVES[method](params, targets)
+    objective = OBJECTIVES[method](settings, targets, temperature)
     if method == "no_distill" or supervised_weight == 0 or not targets.n_classes:
         return objective
-    return Supervised(objective, ClassificationObjective(targets.n_classes, targets.dim, params.temperature),
+    return Supervised(objective, ClassificationObjective(targets.n_classes, targets.dim, temperature),
                       supervised_weight)
 
 
@@ -91,13 +95,13 @@ def build_objective(method: str, params: TrainParams, targets: CachedTargets, su
 class CSDObjective(nn.Module):
     """CSD against cached whitened teacher features and cached neighbours (METHODS §4)."""
 
-    def __init__(self, params: TrainParams, targets: CachedTargets):
+    def __init__(self, settings, targets: CachedTargets, temperature: float):
         super().__init__()
         if targets.teachers is None or targets.neighbours is None:
             raise RdistillError("method csd needs cached teacher features and mined neighbours")
         self.register_buffer("teacher", targets.teacher, persistent=False)  # cached targets: not in checkpoints
-        self.register_buffer("neighbours", targets.neighbours[:, :params.csd.k], persistent=False)
-        self.csd = params.csd
+        self.register_buffer("neighbours", targets.neighbours[:, :settings.k], persistent=False)
+        self.csd = settings
 
     def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
         g = gather_rows(self.teacher, items)  # the very view the student saw; its context is the plain (view 0) gallery
@@ -108,9 +112,9 @@ class CSDObjective(nn.Module):
 
 
 @register("no_distill")
-def no_distill(params: TrainParams, targets: CachedTargets) -> nn.Module:
+def no_distill(settings, targets: CachedTargets, temperature: float) -> nn.Module:
     """The reference student: the same network trained on labels alone."""
-    return ClassificationObjective(targets.n_classes, targets.dim, params.temperature)
+    return ClassificationObjective(targets.n_classes, targets.dim, temperature)
 
 
 class TeacherFeatureObjective(nn.Module):
@@ -128,47 +132,47 @@ class TeacherFeatureObjective(nn.Module):
 
 
 @register("fitnet")
-def fitnet_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
+def fitnet_objective(settings, targets: CachedTargets, temperature: float) -> nn.Module:
     """FitNet / L2 regression to the whitened teacher (METHODS §5b)."""
-    return TeacherFeatureObjective(targets, fitnet, params.fitnet.weight)
+    return TeacherFeatureObjective(targets, fitnet, settings.weight)
 
 
 @register("pair")
-def pair_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
+def pair_objective(settings, targets: CachedTargets, temperature: float) -> nn.Module:
     """D3still's pairwise similarity baseline L_pair (METHODS §5b)."""
-    return TeacherFeatureObjective(targets, pair_loss, params.pair.weight)
+    return TeacherFeatureObjective(targets, pair_loss, settings.weight)
 
 
 @register("second_order")
-def second_order_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
+def second_order_objective(settings, targets: CachedTargets, temperature: float) -> nn.Module:
     """Pairwise + second-order similarity (RAML-style, METHODS §5b)."""
-    p = params.second_order
+    p = settings
     return TeacherFeatureObjective(targets, lambda q, g: second_order(q, g, p.lambda_1, p.lambda_2), p.weight)
 
 
 @register("rkd")
-def rkd_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
+def rkd_objective(settings, targets: CachedTargets, temperature: float) -> nn.Module:
     """Relational KD, distance + angle (METHODS §5b)."""
-    return TeacherFeatureObjective(targets, rkd, params.rkd.weight)
+    return TeacherFeatureObjective(targets, rkd, settings.weight)
 
 
 @register("pkt")
-def pkt_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
+def pkt_objective(settings, targets: CachedTargets, temperature: float) -> nn.Module:
     """Probabilistic knowledge transfer (METHODS §5b)."""
-    return TeacherFeatureObjective(targets, pkt, params.pkt.weight)
+    return TeacherFeatureObjective(targets, pkt, settings.weight)
 
 
 @register("mixup_ap")
-def mixup_ap_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
+def mixup_ap_objective(settings, targets: CachedTargets, temperature: float) -> nn.Module:
     """Data-efficient ranking distillation: mixup + listwise AP loss (METHODS §6)."""
-    p = params.mixup_ap
+    p = settings
     return TeacherFeatureObjective(targets, lambda q, g: mixup_ap_loss(q, g, p.rounds, p.alpha, p.tau, p.n_bins))
 
 
 @register("d3still")
-def d3still_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
+def d3still_objective(settings, targets: CachedTargets, temperature: float) -> nn.Module:
     """D3still, alpha L_f + beta L_irpd + gamma L_crpd (METHODS §5); its recipe adds the supervised term."""
-    p = params.d3still
+    p = settings
     return TeacherFeatureObjective(targets, lambda q, g: d3still(q, g, p.k, p.m, p.alpha, p.beta, p.gamma))
 
 
@@ -176,10 +180,10 @@ def d3still_objective(params: TrainParams, targets: CachedTargets) -> nn.Module:
 class EmbeddingDistillation(nn.Module):
     """Embedding Distillation over every teacher: mean_k ‖s − t_k‖² (Whiten-MTD baseline, METHODS §3)."""
 
-    def __init__(self, params: TrainParams, targets: CachedTargets):
+    def __init__(self, settings, targets: CachedTargets, temperature: float):
         super().__init__()
         self.register_buffer("teachers", targets.teachers, persistent=False)
-        self.weight = params.ed.weight
+        self.weight = settings.weight
 
     def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
         return self.weight * embedding_distillation(q, gather_rows(self.teachers, items, dim=1))
@@ -202,9 +206,9 @@ class PairObjective(nn.Module):
 class WhitenMTDObjective(PairObjective):
     """Whiten-MTD: KL between the student's and the fused teachers' cross-view similarities (METHODS §3)."""
 
-    def __init__(self, params: TrainParams, targets: CachedTargets):
+    def __init__(self, settings, targets: CachedTargets, temperature: float):
         super().__init__(targets)
-        self.p = params.whiten_mtd
+        self.p = settings
 
     def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
         p = self.p
@@ -216,9 +220,9 @@ class WhitenMTDObjective(PairObjective):
 class ContrastiveObjective(nn.Module):
     """Contrastive baseline: Whiten-MTD with Q = I, no teacher (METHODS §3)."""
 
-    def __init__(self, params: TrainParams, targets: CachedTargets):
+    def __init__(self, settings, targets: CachedTargets, temperature: float):
         super().__init__()
-        self.p = params.contrastive
+        self.p = settings
 
     def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
         return contrastive(cross_view_similarities(q[0::2], q[1::2]), self.p.tau_s, self.p.both_directions)

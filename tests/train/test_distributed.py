@@ -27,8 +27,9 @@ def setup(method: str, rank: int, world: int, batch_norm: bool = False):
     layers = [nn.Flatten(), nn.Linear(48, 12)] + ([nn.BatchNorm1d(12)] if batch_norm else []) + [nn.Linear(12, DIM)]
     net = nn.Sequential(*layers)
     base, supervised = method.partition("+")[::2]
-    objective = build_objective(base, TrainParams(csd={"k": 8}), CachedTargets(teachers, neighbours, CLASSES, DIM),
-                                supervised_weight=1.0 if supervised else 0.0)
+    params = TrainParams(csd={"k": 8})
+    objective = build_objective(base, getattr(params, base), CachedTargets(teachers, neighbours, CLASSES, DIM),
+                                params.temperature, supervised_weight=1.0 if supervised else 0.0)
     generator = torch.Generator().manual_seed(0)
     sampler = OneViewPerImage(N, 1, generator)
     if world > 1:

@@ -88,7 +88,7 @@ def test_the_objective_runs_in_float32_under_autocast():
     n, dim = 8, 16
     teacher = torch.nn.functional.normalize(torch.randn(1, n, dim), dim=-1)
     neighbours = torch.stack([torch.roll(torch.arange(n), -s) for s in range(1, 5)], dim=1)
-    objective = build_objective("csd", TrainParams(csd={"k": 4, "tau_g": 0.01, "tau_q": 0.01}),
+    objective = build_objective("csd", TrainParams(csd={"k": 4, "tau_g": 0.01, "tau_q": 0.01}).csd,
                                 CachedTargets(teacher, neighbours, 0, dim))
     net = nn.Linear(32, dim)
     x, labels, items = torch.randn(n, 32), torch.zeros(n, dtype=torch.long), torch.arange(n)

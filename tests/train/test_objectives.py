@@ -17,10 +17,15 @@ def targets(n=12, dim=6, k=4, n_classes=3, n_teachers=1, n_views=1):
     return CachedTargets(teachers, neighbours, n_classes, dim)
 
 
+
+def build(method, params, targets, supervised_weight=0.0):
+    """build_objective as the train stage calls it: the method's own section and the shared temperature."""
+    return build_objective(method, getattr(params, method, None), targets, params.temperature, supervised_weight)
+
 @pytest.mark.parametrize("method", sorted(OBJECTIVES))
 def test_every_registered_method_trains_from_cached_targets(method):
     params = TrainParams.model_validate({"csd": {"k": 4}, "d3still": {"k": 4}, "mixup_ap": {"rounds": 2}})
-    objective = build_objective(method, params, targets(n_teachers=2), supervised_weight=0.5)
+    objective = build(method, params, targets(n_teachers=2), supervised_weight=0.5)
     q = torch.randn(8, 6, requires_grad=True)
     items = torch.tensor([0, 2, 3, 5, 6, 8, 9, 11])
     loss = objective(F.normalize(q, dim=1), items % 3, items)
@@ -30,7 +35,7 @@ def test_every_registered_method_trains_from_cached_targets(method):
 
 def test_teacher_feature_objectives_look_up_the_batch_items():
     t = targets()
-    objective = build_objective("fitnet", TrainParams(), t)
+    objective = build("fitnet", TrainParams(), t)
     q = torch.randn(3, 6)
     items = torch.tensor([7, 1, 4])
     assert torch.equal(objective(q, items, items), fitnet(q, t.teacher[items]))
@@ -40,7 +45,7 @@ def test_teacher_feature_objectives_look_up_the_batch_items():
 def test_baseline_weights_scale_the_loss(method, loss):
     t = targets()
     section = {"weight": 3.0, **({"lambda_1": 0.5, "lambda_2": 2.0} if method == "second_order" else {})}
-    objective = build_objective(method, TrainParams.model_validate({method: section}), t)
+    objective = build(method, TrainParams.model_validate({method: section}), t)
     q = torch.randn(5, 6)
     items = torch.tensor([7, 1, 4, 0, 11])
     assert torch.isclose(objective(q, items, items), 3.0 * loss(q, t.teacher[items]))
@@ -49,7 +54,7 @@ def test_baseline_weights_scale_the_loss(method, loss):
 def test_csd_matches_the_seen_view_against_the_plain_neighbours():
     n = 12
     t = targets(n=n, n_views=2)
-    objective = build_objective("csd", TrainParams.model_validate({"csd": {"k": 4, "variant": "l2"}}), t)
+    objective = build("csd", TrainParams.model_validate({"csd": {"k": 4, "variant": "l2"}}), t)
     q = F.normalize(torch.randn(2, 6), dim=1)
     items = torch.tensor([1 * n + 3, 5])  # view 1 of row 3, view 0 of row 5
     rows = items % n
@@ -59,7 +64,7 @@ def test_csd_matches_the_seen_view_against_the_plain_neighbours():
 
 def test_whiten_mtd_objective_fuses_every_teacher_on_cross_view_pairs():
     t = targets(n_teachers=3)
-    objective = build_objective("whiten_mtd", TrainParams(), t)
+    objective = build("whiten_mtd", TrainParams(), t)
     q = F.normalize(torch.randn(6, 6), dim=1)
     items = torch.tensor([0, 4, 1, 7, 2, 9])  # pairs (0,4), (1,7), (2,9)
     x, y = items[0::2], items[1::2]
@@ -71,14 +76,14 @@ def test_whiten_mtd_objective_fuses_every_teacher_on_cross_view_pairs():
 
 
 def test_contrastive_objective_ignores_teachers():
-    objective = build_objective("contrastive", TrainParams(), targets())
+    objective = build("contrastive", TrainParams(), targets())
     q = F.normalize(torch.randn(4, 6), dim=1)
     assert torch.isclose(objective(q, None, torch.arange(4)), contrastive(cross_view_similarities(q[0::2], q[1::2])))
 
 
 def test_ed_averages_the_squared_distance_to_every_teacher():
     t = targets(n_teachers=2)
-    objective = build_objective("ed", TrainParams(), t)
+    objective = build("ed", TrainParams(), t)
     q = torch.randn(3, 6)
     items = torch.tensor([2, 5, 8])
     by_hand = sum(((q[i] - t.teachers[k, items[i]]) ** 2).sum() for k in range(2) for i in range(3)) / 6
@@ -87,16 +92,16 @@ def test_ed_averages_the_squared_distance_to_every_teacher():
 
 def test_unknown_method_lists_the_known_ones():
     with pytest.raises(Exception, match=r"unknown method 'nope' \(known: contrastive, csd, d3still"):
-        build_objective("nope", TrainParams(), targets())
+        build("nope", TrainParams(), targets())
 
 
 def test_supervised_weight_adds_the_students_own_loss_when_labels_exist():
     from pipeline.losses.d3still import d3still
     t = targets()
-    objective = build_objective("d3still", TrainParams.model_validate({"d3still": {"k": 4}}), t, supervised_weight=0.5)
+    objective = build("d3still", TrainParams.model_validate({"d3still": {"k": 4}}), t, supervised_weight=0.5)
     q = F.normalize(torch.randn(6, 6), dim=1)
     items, labels = torch.tensor([0, 1, 2, 3, 4, 5]), torch.tensor([0, 1, 2, 0, 1, 2])
     expected = d3still(q, t.teacher[items], k=4) + 0.5 * objective.classification(q, labels, items)
     assert torch.isclose(objective(q, labels, items), expected)
     unlabelled = CachedTargets(t.teachers, t.neighbours, 0, 6)
-    assert not hasattr(build_objective("d3still", TrainParams(), unlabelled, 0.5), "classification")
+    assert not hasattr(build("d3still", TrainParams(), unlabelled, 0.5), "classification")
