@@ -107,10 +107,10 @@ def main(stage: str, gallery: str = "") -> None:
     elif stage == "train_targets":
         extra = train_targets()
     elif stage == "evaluate_teacher":
-        from stages.evaluate_cached import evaluate_teacher
+        from stages.evaluate_teachers import evaluate_teacher
         evaluate_teacher("t", PARAMS)
     elif stage == "evaluate_em":
-        from stages.evaluate_cached import evaluate_ensemble
+        from stages.evaluate_teachers import evaluate_ensemble
         evaluate_ensemble(PARAMS)
     elif stage == "evaluate":
         extra = evaluate(gallery)

@@ -91,7 +91,7 @@ class MineParams(Section):
     index: str = "auto"  # a FAISS factory string, or auto: exact search below EXACT_BELOW rows, IVF-PQ above
     k: PositiveInt = 64
     shortlist: int = Field(0, ge=0)  # > k: the index proposes this many candidates, re-ranked exactly
-    nprobe: PositiveInt | Literal["auto"] = "auto"  # IVF indexes: lists visited per query; auto: max(16, nlist / 32)
+    nprobe: PositiveInt | Literal["auto"] = "auto"  # IVF indexes: lists visited per query; auto: max(16, nlist / 8)
     batch_size: PositiveInt = 1024  # queries per search call: bounds the re-rank's and PQ tables' memory
 
 

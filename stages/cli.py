@@ -83,14 +83,14 @@ def evaluate_cmd(name: str = typer.Argument(..., help="Student name.")) -> None:
 @app.command("evaluate-teacher")
 def evaluate_teacher_cmd(name: str = typer.Argument(..., help="Teacher name.")) -> None:
     """Score a teacher's raw and whitened features."""
-    from stages.evaluate_cached import evaluate_teacher
+    from stages.evaluate_teachers import evaluate_teacher
     _echo_if(evaluate_teacher(name, state["params"]))
 
 
 @app.command("evaluate-em")
 def evaluate_em_cmd() -> None:
     """Score Ensemble Mean (EM): every teacher's whitened similarities averaged at test time."""
-    from stages.evaluate_cached import evaluate_ensemble
+    from stages.evaluate_teachers import evaluate_ensemble
     _echo_if(evaluate_ensemble(state["params"]))
 
 

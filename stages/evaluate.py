@@ -1,6 +1,7 @@
 """Stage `evaluate`: a student's features of every query and gallery image, scored symmetric and asymmetric."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ from pipeline import layout
 from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader
 from pipeline.data.listfile import ImageList
 from pipeline.evaluate.protocols import GroundTruth, load_ground_truth, revisited_lines, score, top_results
-from pipeline.features.extract import describe_all
+from pipeline.data.rows import FeatureRows
+from pipeline.features.extract import describe_to_file
 from pipeline.runtime import device
 from pipeline.io import atomic_path, write_json
 from pipeline.models.backbones import create
@@ -22,7 +24,7 @@ from pipeline.provenance import open_checked_features
 from stages.common import prepared_list
 
 
-def write_plots(name: str, image_list: ImageList, student: np.ndarray, truth: GroundTruth | None, result: dict,
+def write_plots(name: str, image_list: ImageList, student, truth: GroundTruth | None, result: dict,
                 n_queries: int) -> None:
     """plots/pr/<name>.json (precision–recall per setting; moved out of `result`) and plots/grid/<name>.png."""
     curve = [{"setting": setting, "recall": r, "precision": p}
@@ -55,15 +57,22 @@ def evaluate(name: str, params_path: Path) -> str:
     dataset = ImageListDataset(image_list.paths, image_list.labels, rows, eval_transform(checkpoint["image_size"]),
                                image_list.bboxes, decode_size=checkpoint["image_size"])
     loader = make_loader(dataset, p.batch_size, 0, by_shape=True)
-    student = describe_all(net, loader, p.scales, len(image_list), len(rows), device(), desc=f"evaluate {name}")
+    # The student's descriptors go to a scratch feature file and are read back block by block, like a
+    # teacher's: memory stays at a block however large the gallery (1M distractors: 2 GB at 512-d).
+    scratch = layout.scratch("evaluate", name)
+    scratch.mkdir(parents=True, exist_ok=True)
+    describe_to_file(net, loader, p.scales, image_list.ids, len(rows), device(), scratch / "student.h5",
+                     desc=f"evaluate {name}")
     truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
-    result = {"method": checkpoint["method"], "teacher": checkpoint["teacher"], "arch": checkpoint["arch"],
-              "teachers": checkpoint.get("teachers", [checkpoint["teacher"]]),
-              "symmetric": score(image_list, student, student, truth, p.recall_at)}
-    if METHODS[checkpoint["method"]].teacher_space:
-        with open_checked_features(layout.whitened_features(checkpoint["teacher"]), list_sha,
-                                   checkpoint["teacher"]) as teacher:  # only gallery rows are read
-            result["asymmetric"] = score(image_list, student, teacher, truth, p.recall_at)
-    write_plots(name, image_list, student, truth, result, p.grid_queries)
+    with FeatureRows(scratch / "student.h5") as student:
+        result = {"method": checkpoint["method"], "teacher": checkpoint["teacher"], "arch": checkpoint["arch"],
+                  "teachers": checkpoint.get("teachers", [checkpoint["teacher"]]),
+                  "symmetric": score(image_list, student, student, truth, p.recall_at)}
+        if METHODS[checkpoint["method"]].teacher_space:
+            with open_checked_features(layout.whitened_features(checkpoint["teacher"]), list_sha,
+                                       checkpoint["teacher"]) as teacher:  # only gallery rows are read
+                result["asymmetric"] = score(image_list, student, teacher, truth, p.recall_at)
+        write_plots(name, image_list, student, truth, result, p.grid_queries)
     write_json(layout.metrics("eval", name), result)
+    shutil.rmtree(scratch)
     return revisited_lines(truth, result, p.recall_at)

@@ -12,9 +12,8 @@ import numpy as np
 from pipeline.data.listfile import ImageList
 from pipeline.errors import RdistillError
 from pipeline.evaluate.metrics import as_rows, class_protocol
-from pipeline.evaluate.ranks import positive_ranks
+from pipeline.evaluate.ranks import positive_ranks, similarity_rows
 from pipeline.evaluate.revisited import SETTINGS, QueryTruth, format_revisited, revisited_scores_from_ranks
-from pipeline.index.search import exact_search
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +82,24 @@ def score(image_list: ImageList, q, db, ground_truth: GroundTruth | None, recall
     return result
 
 
-def top_results(image_list: ImageList, q: np.ndarray, db: np.ndarray, query_rows: np.ndarray,
-                ground_truth: GroundTruth | None, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def top_results(image_list: ImageList, q, db, query_rows: np.ndarray, ground_truth: GroundTruth | None,
+                k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """The k best gallery rows for each of `query_rows` (itself excluded) and whether each is correct.
 
-    Correct: same label (class protocol) or an easy/hard positive (revisited protocol).
+    q, db: (N, D) arrays indexed by list row, or rows readers (only the query and gallery rows are
+    read, the gallery block by block). Correct: same label (class protocol) or an easy/hard positive
+    (revisited protocol).
     """
+    q, db = as_rows(q), as_rows(db)
     gallery = image_list.gallery_rows()
     k = min(k, len(gallery) - 1)
-    _, ids = exact_search(db[gallery], q[query_rows], k + 1)
-    rows = gallery[ids]
+    ranked = []
+    for _, sims, _ in similarity_rows(q.gather(query_rows), db.with_rows(gallery), device=None):
+        best = np.argpartition(-sims, k, axis=1)[:, :k + 1]
+        best_sims = np.take_along_axis(sims, best, axis=1)
+        order = np.lexsort((-best, -best_sims), axis=1)  # ties: the later gallery position first, as ranked
+        ranked.append(np.take_along_axis(best, order, axis=1))
+    rows = gallery[np.concatenate(ranked)]
     rows = np.stack([r[r != qr][:k] for r, qr in zip(rows, query_rows)])
     if ground_truth is None:
         correct = image_list.labels[rows] == image_list.labels[query_rows][:, None]

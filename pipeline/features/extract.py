@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
+from pipeline.data.h5 import feature_writer
 from pipeline.models.pooling import l2n
 
 
@@ -49,12 +50,10 @@ def describe(net: torch.nn.Module, batches: Iterable, scales: Sequence[float], n
                 bar.update(len(rows))
 
 
-def describe_all(net: torch.nn.Module, batches: Iterable, scales: Sequence[float], n_rows: int,
-                 rows_total: int, device: torch.device, desc: str = "extract") -> np.ndarray:
-    """All descriptors in memory, as an (n_rows, D) array indexed by list row (unvisited rows zero)."""
-    out = None
-    for rows, feats in describe(net, batches, scales, rows_total, device, desc):
-        if out is None:
-            out = np.zeros((n_rows, feats.shape[1]), dtype=np.float32)
-        out[rows] = feats
-    return out
+def describe_to_file(net: torch.nn.Module, batches: Iterable, scales: Sequence[float], ids, n_described: int,
+                     device: torch.device, path, desc: str = "extract") -> None:
+    """Write the descriptors of the batches' rows into a feature file at `path` (rows indexed as `ids`,
+    unvisited rows left zero), batch by batch: memory holds one batch, whatever the number of rows."""
+    with feature_writer(path, ids, {"described_rows": n_described}) as writer:
+        for rows, feats in describe(net, batches, scales, n_described, device, desc):
+            writer.write(rows, feats)

@@ -66,10 +66,13 @@ def auto_factory(n: int, dim: int, gpu: bool = False) -> str:
 
 
 # mine.nprobe auto: a fixed share of the IVF lists. On the scale benchmark's generator (landmark groups of
-# 64, K = 64), recall@64 after re-ranking 256 candidates: 400k rows / 1,024 lists: 0.973 at nprobe 16,
-# 0.979 at 32; 1.6M rows / 4,096 lists: 0.813 at 16, 0.889 at 64, 0.921 at 128. Denser data spreads a
-# neighbourhood over more lists, so a constant nprobe loses recall as N grows; a constant share keeps it.
-LISTS_PER_PROBE = 32
+# 64, K = 64, 512 whitened dims of which half carry signal), the share of each row's exact 64 neighbours
+# that lie in the visited lists, at 1.6M rows / 4,096 lists: 0.57 with 16 lists, 0.77 with 128, 0.91
+# with 512 (recall@64 after re-ranking 256 candidates 0.89); at 400k / 1,024 lists 0.97 with 16. Denser
+# data spreads a neighbourhood over more lists, so a constant nprobe loses recall as N grows; a constant
+# share keeps it, at a search cost that grows with N (717 s per million queries at 512 of 4,096 lists,
+# 415 s at 128: the re-rank is a large part of it).
+LISTS_PER_PROBE = 8
 
 
 def auto_nprobe(factory: str) -> int:

@@ -84,3 +84,25 @@ def test_revisited_ranks_equal_the_full_faiss_ranking_with_ties(rng, device):
     for setting in SETTINGS:
         for key, value in reference[setting].items():
             assert np.isclose(got[setting][key], value, rtol=0, atol=1e-12), (setting, key)
+
+
+def test_top_results_from_readers_equal_a_brute_force_ranking(tmp_path, rng):
+    from pathlib import Path
+
+    from pipeline.data.listfile import ImageList
+    from pipeline.evaluate.protocols import top_results
+    n = 60
+    feats = rng.standard_normal((n, 8)).astype(np.float32)
+    labels = rng.integers(0, 4, n)
+    splits = np.array(["test"] * 10 + ["gallery"] * 50)  # test rows are queries and gallery items
+    image_list = ImageList(Path("list.csv"), [str(i) for i in range(n)], [Path(str(i)) for i in range(n)], labels,
+                           splits)
+    gallery = image_list.gallery_rows()
+    query_rows = np.array([0, 4, 9])
+    rows, correct = top_results(image_list, ArrayRows(feats), ArrayRows(feats, block=7), query_rows, None, k=5)
+    for i, qr in enumerate(query_rows):
+        sims = feats[gallery] @ feats[qr]
+        ranked = gallery[np.argsort(-sims, kind="stable")]
+        expected = ranked[ranked != qr][:5]  # the query itself is left out
+        assert rows[i].tolist() == expected.tolist()
+        assert correct[i].tolist() == (labels[expected] == labels[qr]).tolist()
