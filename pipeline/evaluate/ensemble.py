@@ -6,7 +6,9 @@ import numpy as np
 
 def ensemble_mean_features(features: list[np.ndarray]) -> np.ndarray:
     """Features whose inner products are the mean of the teachers' (l2-normalised) ones: [f_1..f_T] / √T."""
-    return np.concatenate(features, axis=1) / np.sqrt(len(features))
+    # float32 like every reader's features: a float64 scale would turn them into float64 (numpy 2 keeps the
+    # scalar's precision), and a row's own score kept in float32 would then rank below itself
+    return np.concatenate(features, axis=1) / np.float32(np.sqrt(len(features)))
 
 
 class EnsembleRows:

@@ -126,7 +126,7 @@ def view_mrr(plain, views, sample: int = 1000, budget_bytes: int = BUDGET_BYTES)
     picks = np.unique(np.linspace(0, len(plain) - 1, min(sample, len(plain))).astype(np.int64))
     q = plain.gather(picks)
     block = max(1, budget_bytes // (4 * len(picks)))
-    own = np.empty(len(picks), dtype=np.float32)
+    own = np.empty(len(picks), dtype=q.dtype)  # the products' own precision: a rounded own score could rank below itself
     for start, feats in views.blocks(block):
         inside = np.flatnonzero((picks >= start) & (picks < start + len(feats)))
         if len(inside):

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import sys
+
 import numpy as np
-import torch
 
 BUDGET_BYTES = 256 << 20  # similarities held per query batch (float32)
 
@@ -24,13 +25,18 @@ BUDGET_BYTES = 256 << 20  # similarities held per query batch (float32)
 Settings = Sequence[tuple[np.ndarray, np.ndarray]]
 
 
-def evaluation_device() -> torch.device | None:
-    """The CUDA device when torch sees one (similarities and sorting run there), else None (numpy on CPU)."""
-    return torch.device("cuda") if torch.cuda.is_available() else None
+def evaluation_device():
+    """The CUDA device when torch is already loaded and sees one (similarities and sorting then run there),
+    else None (numpy on CPU). Stages that never load torch (evaluate-teacher, evaluate-em) stay on numpy
+    rather than pay its import (about 0.5 GB of memory and seconds) for a check."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return None
+    return torch.device("cuda")
 
 
 def similarity_rows(q: np.ndarray, gallery, budget_bytes: int = BUDGET_BYTES,
-                    device: torch.device | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+                    device=None) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """Yield (first query, (b, G) float32 similarities, the same rows sorted or None) for query batches;
     `gallery` is a rows reader (pipeline.data.rows) read block by block, once per batch.
 
@@ -46,6 +52,7 @@ def similarity_rows(q: np.ndarray, gallery, budget_bytes: int = BUDGET_BYTES,
                 sims[:, first:first + len(block)] = qb @ block.T
             yield start, sims, None
             continue
+        import torch
         q_dev = torch.from_numpy(qb).to(device)
         sims_dev = torch.empty((len(qb), len(gallery)), dtype=torch.float32, device=device)
         for first, block in gallery.blocks():
@@ -95,7 +102,7 @@ def ranks_in_row(row: np.ndarray, settings: Settings, sorted_row: np.ndarray | N
 
 
 def positive_ranks(q: np.ndarray, gallery, settings_of: Sequence[Settings], budget_bytes: int = BUDGET_BYTES,
-                   device: torch.device | None | str = "auto") -> list[list[np.ndarray]]:
+                   device="auto") -> list[list[np.ndarray]]:
     """For every query (rows of `q`), the sorted ranks of each setting's positives; see the module docstring.
 
     settings_of[i]: query i's (positives, removed) pairs as gallery positions. Memory: one query
