@@ -297,9 +297,15 @@ def ensemble_teachers(params: "Params", name: str) -> list[str]:
 
 
 def _one_line(err: ValidationError, source: Path) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    msg = first["msg"].removeprefix("Value error, ")
+    errors = err.errors()
+    first = errors[0]
+    loc, msg = first["loc"], first["msg"].removeprefix("Value error, ")
+    # A value that fits no member of a union (e.g. a positive int or "auto") gets one error per member,
+    # each located at the field plus the member's tag: name the field and every accepted form.
+    members = [e for e in errors if len(e["loc"]) == len(loc) and e["loc"][:-1] == loc[:-1]]
+    if len(members) > 1 and not str(loc[-1]).isidentifier():
+        loc, msg = loc[:-1], ", or ".join(dict.fromkeys(e["msg"] for e in members))
+    loc = ".".join(str(p) for p in loc)
     got = f" (got {first['input']!r})" if first["type"] not in ("missing", "value_error") else ""
     where = f"{loc}: " if loc else ""
     return f"{source}: {where}{msg}{got}"

@@ -35,6 +35,9 @@ def test_project_params_are_valid():
     (lambda r: r["ensembles"].update(csd={"method": "ed"}), r"ensembles\.csd: the name is already a student's"),
     (lambda r: r["train"]["d3still"]["recipe"].update(average=[1.5]), r"train\.d3still\.recipe\.average\.0: Input should be less than or equal to 1 \(got 1\.5\)"),
     (lambda r: r["train"]["d3still"]["recipe"].update(optimizer="lbfgs"), r"train\.d3still\.recipe\.optimizer: Input should be 'adam' or 'sgd'"),
+    (lambda r: r["mine"].update(nprobe="fast"),
+     r"mine\.nprobe: Input should be a valid integer, .*, or Input should be 'auto' \(got 'fast'\)"),
+    (lambda r: r["mine"].update(nprobe=0), r"mine\.nprobe: Input should be greater than 0, or Input should be 'auto' \(got 0\)"),
 ])
 def test_bad_values_name_the_key_path(tmp_path, mutate, message):
     path = write(tmp_path, mutate)
