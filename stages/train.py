@@ -16,17 +16,17 @@ from pipeline.data.views import OneViewPerImage, PositivePairs, SeededView, View
 from pipeline.errors import RdistillError
 from pipeline.distributed import Shard, init_from_env, is_main, main_first, rank_and_world
 from pipeline.io import atomic_path, write_json
+from pipeline.methods import METHODS
 from pipeline.models.backbones import create
 from pipeline.params import load_params
 from pipeline.provenance import open_checked_features
 from pipeline.scratch import ChunkStore
 from pipeline.runtime import device, seed_everything
 from pipeline.train.loop import fit
-from pipeline.train.targets import open_targets, pair_partners, read_neighbours, teacher_targets, write_targets
-from pipeline.methods import METHODS
 from pipeline.train.objectives import CachedTargets, build_objective
-from stages.students import student
+from pipeline.train.targets import open_targets, pair_partners, read_neighbours, teacher_targets, write_targets
 from stages.common import class_indices, prepared_list
+from stages.students import student
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +49,15 @@ def load_targets(teachers: list[str], list_sha: str, n_rows: int, n_classes: int
     return CachedTargets(stacked, torch.from_numpy(neighbours), n_classes, stacked.shape[-1], attrs["weights_sha256"]), attrs
 
 
-def partners_of(mode: str, targets: CachedTargets, teachers: list[str], list_sha: str, rows: np.ndarray) -> np.ndarray | None:
+def partners_of(mode: str, targets: CachedTargets, teachers: list[str], teacher_shas: list[str], list_sha: str,
+                rows: np.ndarray) -> np.ndarray | None:
     """For pairs from mined neighbours: each training row's partner (a position in `rows`) among every
-    teacher's few nearest mined neighbours; None for other pairings."""
+    teacher's few nearest mined neighbours (teacher_shas: each teacher's weights, from its whitened file);
+    None for other pairings."""
     if mode != "neighbours":
         return None
     candidates = [targets.neighbours.numpy()]
-    for t in teachers[1:]:
-        weights_sha = read_arrays(layout.whitened_features(t), [])[1]["weights_sha256"]
+    for t, weights_sha in zip(teachers[1:], teacher_shas[1:]):
         candidates.append(load_neighbours(t, list_sha, weights_sha, targets.n_rows))
     width = min(5, *(c.shape[1] for c in candidates))  # each teacher's few nearest
     return pair_partners(targets.teachers, rows, np.concatenate([c[rows, :width] for c in candidates], axis=1))
@@ -105,7 +106,7 @@ def train(name: str, params_path: Path) -> None:
     dataset = DecodedCache(views, (3, size, size), p.image_cache_mb, shared=p.workers > 0)
     rank, world = rank_and_world()
     if pairs_from is not None:
-        partners = partners_of(pairs_from, targets, spec.teachers, list_sha, rows)
+        partners = partners_of(pairs_from, targets, spec.teachers, teacher_shas, list_sha, rows)
         epoch, unit = (lambda g: PositivePairs(labels[rows], n_views, pairs_from, g, partners)), 2
     else:
         epoch, unit = (lambda g: OneViewPerImage(len(rows), n_views, g)), 1

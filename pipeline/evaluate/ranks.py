@@ -12,9 +12,8 @@ computed block by block over the gallery, and the batch is sized so that its row
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-
 import sys
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 

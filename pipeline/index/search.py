@@ -95,31 +95,6 @@ def set_nprobe(index: faiss.Index, nprobe: int) -> faiss.Index:
     return index
 
 
-def build_index(db: np.ndarray, factory: str) -> faiss.Index:
-    """Train and fill an index from a FAISS index-factory string (inner-product metric). db: (N, D)."""
-    db = np.ascontiguousarray(db, dtype=np.float32)
-    index = to_gpu_if_available(new_index(db.shape[1], factory))
-    if not index.is_trained:
-        index.train(db)
-    index.add(db)
-    return index
-
-
-def search(index: faiss.Index, q: np.ndarray, k: int, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (similarities, ids) of every query row, in query batches. q: (n_q, D) -> two (n_q, k)."""
-    q = np.ascontiguousarray(q, dtype=np.float32)
-    sims = np.empty((len(q), k), dtype=np.float32)
-    ids = np.empty((len(q), k), dtype=np.int64)
-    for start in range(0, len(q), batch):
-        sims[start:start + batch], ids[start:start + batch] = index.search(q[start:start + batch], k)
-    return sims, ids
-
-
-def exact_search(db: np.ndarray, q: np.ndarray, k: int, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top-k of `q` in `db` (FAISS flat index; GPU when present)."""
-    return search(build_index(db, "Flat"), q, k, batch)
-
-
 def drop_self(sims: np.ndarray, ids: np.ndarray, self_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Remove each row's own id from its k+1 results (or the last result when it is absent) -> (n, k)."""
     keep = ids != self_ids[:, None]

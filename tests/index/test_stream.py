@@ -3,7 +3,7 @@ import pytest
 
 from pipeline.data.h5 import feature_writer
 from pipeline.data.rows import ArrayRows, FeatureRows
-from pipeline.index.search import auto_factory, build_index, neighbours_of, recall_at_k, rerank_exact
+from pipeline.index.search import auto_factory, neighbours_of, new_index, recall_at_k, rerank_exact
 from pipeline.index.stream import build_streamed_index, exact_neighbours
 
 
@@ -41,7 +41,9 @@ def test_streamed_mining_matches_in_memory_mining_and_exact_search(tmp_path, rng
     path, x = feature_file(tmp_path, rng)
     reader = FeatureRows(path, np.arange(300), block=64)
     streamed = build_streamed_index(reader, "PQ4x4")
-    memory = build_index(x, "PQ4x4")
+    memory = new_index(x.shape[1], "PQ4x4")  # the same index trained and filled from the array at once
+    memory.train(x)
+    memory.add(x)
     got = neighbours_of(streamed, x, 0, 300, k=10, shortlist=100)
     want = neighbours_of(memory, x, 0, 300, k=10, shortlist=100)
     exact = exact_neighbours(reader, np.arange(300), 10)
