@@ -52,6 +52,19 @@ def extract_cmd(name: str = typer.Argument(..., help="Teacher name declared unde
     extract(name, state["params"])
 
 
+@app.command("verify")
+def verify_cmd(
+    name: str = typer.Argument(..., help="Teacher name declared under `teachers:`."),
+    sample: int = typer.Option(None, "--sample", min=1, help="Items to recompute (default: verify.sample)."),
+) -> None:
+    """Recompute a seeded sample of cached features with the teacher here; fail below verify.min_cosine."""
+    from stages.verify import verify
+    text, failure = verify(name, state["params"], sample)
+    typer.echo(text)
+    if failure:
+        raise RdistillError(failure)
+
+
 @app.command("whiten")
 def whiten_cmd(name: str = typer.Argument(..., help="Teacher name.")) -> None:
     """Learn PCA whitening on the training split and whiten every feature."""
@@ -107,9 +120,12 @@ def _echo_if(text: str) -> None:
 
 
 def main() -> None:
-    """Entry point: run the app; expected errors become one line on stderr and exit code 1."""
+    """Entry point: run the app; expected errors become one line on stderr and exit code 1.
+
+    Typer reports usage errors itself (exit code 2); every other exception reaches the handlers here.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except RdistillError as exc:
         if state["debug"]:
             raise
@@ -121,12 +137,6 @@ def main() -> None:
         typer.echo(f"error: {exc.filename or 'output'}: no space left on device; earlier outputs are intact, "
                    f"free space and rerun", err=True)
         sys.exit(1)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":  # `torchrun --nproc-per-node N -m stages.cli train S`

@@ -18,6 +18,14 @@ def test_help_lists_every_stage(tmp_path):
         assert stage in result.stdout
 
 
+def test_usage_errors_are_one_short_message_without_traceback(tmp_path):
+    for args, message in ((["bogus"], "No such command 'bogus'"), (["extract"], "missing argument 'name'"),
+                          (["verify", "t", "--sample", "0"], "--sample")):
+        result = run(args, tmp_path)
+        assert result.returncode == 2, args
+        assert message.lower() in result.stderr.lower() and "Traceback" not in result.stderr, result.stderr
+
+
 def test_bad_parameter_gives_one_line_error_and_nonzero_exit(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"teachers": {"t": {"arch": "resnet18"}},
                                                           "whiten": {"n_components": -3}}))
