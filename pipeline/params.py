@@ -82,6 +82,12 @@ class ExtractParams(Section):
         return self
 
 
+class VerifyParams(Section):
+    sample: PositiveInt = 64  # items recomputed per teacher: half augmented views when the features hold views
+    min_cosine: float = Field(0.999, ge=-1, le=1)  # below this, a cached item is not what this machine computes
+    worst: PositiveInt = 5  # items listed, lowest cosine first
+
+
 class WhitenParams(Section):
     n_components: PositiveInt = 32
     power: PositiveFloat = 0.5
@@ -259,6 +265,7 @@ class Params(Section):
     teachers: dict[str, TeacherSpec]
     teacher: TeacherParams = TeacherParams()
     extract: ExtractParams = ExtractParams()
+    verify: VerifyParams = VerifyParams()
     whiten: WhitenParams = WhitenParams()
     mine: MineParams = MineParams()
     train: TrainParams = TrainParams()

@@ -1,7 +1,11 @@
 """What made a file: library versions and content hashes, stored as HDF5 attributes."""
 from __future__ import annotations
 
+import platform
 from importlib.metadata import PackageNotFoundError, version
+
+import PIL
+from PIL import features as pil_features
 
 from pipeline.data.rows import FeatureRows
 from pipeline.errors import RdistillError
@@ -18,6 +22,14 @@ def library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def environment(device: str) -> dict[str, str]:
+    """What shapes computed features besides code and weights: libraries, python, image decoder, `device` (in words)."""
+    jpeg = pil_features.version("jpg") or "none"
+    turbo = " (libjpeg-turbo)" if pil_features.check_feature("libjpeg_turbo") else ""
+    return {**library_versions(), "python": platform.python_version(),
+            "decoder": f"Pillow {PIL.__version__}, libjpeg {jpeg}{turbo}", "device": device}
 
 
 def require_attrs(path, attrs: dict, keys: tuple[str, ...]) -> dict:

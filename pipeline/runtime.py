@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import random
 
 import numpy as np
@@ -21,3 +22,11 @@ def device() -> torch.device:
     if not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
+
+
+def describe_device(dev: torch.device) -> str:
+    """A device in words: the GPU's name and CUDA version, or the CPU's architecture."""
+    if dev.type == "cuda":
+        return f"{torch.cuda.get_device_name(dev)} (CUDA {torch.version.cuda})"
+    return f"cpu ({platform.machine()})"
+

@@ -13,21 +13,19 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import layout
-from pipeline.data.dataset import eval_transform, make_loader
 from pipeline.data.h5 import feature_writer
-from pipeline.data.views import SeededView, ViewDataset
-from pipeline.errors import RdistillError
+from pipeline.data.views import item_loader
 from pipeline.distributed import barrier, init_from_env, is_main, main_first, rank_and_world
+from pipeline.errors import RdistillError
 from pipeline.features.chunks import (ChunkCollector, chunk_count, chunk_length, extraction_items,
                                       pending_positions, write_chunk)
 from pipeline.features.extract import describe
 from pipeline.io import sha256_file
-from pipeline.models.backbones import create
-from pipeline.models.weights import load_state_dict, load_strict
+from pipeline.models.weights import load_network
 from pipeline.params import load_params
-from pipeline.provenance import library_versions
+from pipeline.provenance import environment
+from pipeline.runtime import describe_device, device, seed_everything
 from pipeline.scratch import ChunkStore
-from pipeline.runtime import device, seed_everything
 from stages.common import declared, prepared_list
 
 log = logging.getLogger(__name__)
@@ -40,11 +38,10 @@ def extract(name: str, params_path: Path) -> None:
     seed_everything(params.seed)
     image_list, list_sha = prepared_list()
     weights = layout.teacher_weights(name)
-    net = create(spec.arch, spec.dim)
-    load_strict(net, load_state_dict(weights), str(weights))
+    net = load_network(weights, spec.arch, spec.dim)
     attrs = {"teacher": name, "arch": spec.arch, "weights_sha256": sha256_file(weights), "scales": p.scales,
              "image_size": spec.image_size, "list_sha256": list_sha, "views": p.views, "seed": params.seed,
-             "versions": library_versions()}
+             "environment": environment(describe_device(device()))}
     n_rows = len(image_list)
     view_rows = image_list.train_rows() if p.views > 1 else np.zeros(0, dtype=np.int64)
     items = extraction_items(n_rows, view_rows, p.views)
@@ -62,15 +59,11 @@ def extract(name: str, params_path: Path) -> None:
              name, sum(chunk_length(c, n_items, p.chunk_size) for c in done), n_items, len(positions),
              f" (rank {rank} of {world})" if world > 1 else "")
     if len(positions):
-        todo = items[positions]
-        dataset = ViewDataset(image_list.paths, image_list.labels, todo % n_rows, todo // n_rows,
-                              SeededView(spec.image_size, params.seed, eval_transform(spec.image_size)),
-                              image_list.bboxes)
         # chunk_size is a multiple of batch_size, so batches never straddle chunks and a resumed
         # run sees exactly the batches an uninterrupted run would.
-        loader = make_loader(dataset, p.batch_size, p.workers, by_shape=True)
+        loader = item_loader(image_list, items[positions], spec.image_size, params.seed, p.batch_size, p.workers)
         collector = ChunkCollector(items, p.chunk_size)
-        for batch_items, feats in describe(net, loader, p.scales, len(dataset), device(), desc=f"extract {name}"):
+        for batch_items, feats in describe(net, loader, p.scales, len(positions), device(), desc=f"extract {name}"):
             bad = np.flatnonzero(~np.isfinite(feats).all(axis=1) | ~feats.any(axis=1))
             if bad.size:
                 row = batch_items[bad[0]] % n_rows

@@ -45,6 +45,9 @@ def sh(*cmd, cwd):
     return result.stdout
 
 
+VERIFY = {"verify@r18", "verify@mnv3"}  # always_changed: they recompute a sample of the cache at every repro
+
+
 def ran_stages(repro_output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", repro_output))
 
@@ -70,7 +73,7 @@ def test_repro_runs_every_stage_and_writes_the_table(repo):
     expected = {"prepare", "teacher@r18", "teacher@mnv3", "extract@r18", "extract@mnv3", "whiten@r18",
                 "whiten@mnv3", "mine@r18", "mine@mnv3", "train@csd", "train@no_distill", "train@d3", "evaluate@csd",
                 "evaluate@no_distill", "evaluate@d3", "evaluate-teacher@r18", "evaluate-teacher@mnv3", "report",
-                "train-multi@mtd", "evaluate-multi@mtd", "evaluate-em"}
+                "train-multi@mtd", "evaluate-multi@mtd", "evaluate-em", *VERIFY}
     assert ran_stages(out) == expected
     table = (root / "reports/results.md").read_text()
     assert "teacher r18" in table and "asymmetric" in table and "no_distill" in table
@@ -90,18 +93,21 @@ def test_repro_runs_every_stage_and_writes_the_table(repo):
     assert "plots/loss/csd.json" in shown and "plots/pr/csd.json" in shown
     mined = json.loads((root / "metrics/mine/r18.json").read_text())
     assert mined["recall_at_k"] > 0.9  # shortlist of 16 re-ranked exactly
+    checked = json.loads((root / "metrics/verify/mnv3.json").read_text())
+    assert checked["passed"] and checked["min_cosine"] > 0.99999 and checked["views"] == 32
+    assert "## Cached features recomputed on this machine" in table and "| mnv3 | 64 | " in table
 
 
 @pytest.mark.slow
 def test_changing_a_train_parameter_reruns_only_downstream_stages(repo):
     root, _ = repo
-    assert json.loads(sh("dvc", "status", "--json", cwd=root)) == {}
+    assert json.loads(sh("dvc", "status", "--json", cwd=root)) == {s: ["always changed"] for s in VERIFY}
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["train"]["csd"]["k"] = 4
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert set(json.loads(sh("dvc", "status", "--json", cwd=root))) == {"train@csd"}
+    assert set(json.loads(sh("dvc", "status", "--json", cwd=root))) == {"train@csd", *VERIFY}
     out = sh("dvc", "repro", cwd=root)
-    assert ran_stages(out) == {"train@csd", "evaluate@csd", "report"}
+    assert ran_stages(out) == {"train@csd", "evaluate@csd", "report", *VERIFY}
     assert "Stage 'extract@r18' didn't change, skipping" in out
 
 
@@ -133,10 +139,9 @@ def test_second_clone_pulls_features_and_extracts_nothing(repo, tmp_path):
     clone = tmp_path / "clone"
     sh("git", "clone", "-q", str(root), str(clone), cwd=tmp_path)
     sh("dvc", "pull", "--run-cache", cwd=clone)
-    status = sh("dvc", "status", cwd=clone)
-    assert "up to date" in status
+    assert json.loads(sh("dvc", "status", "--json", cwd=clone)) == {s: ["always changed"] for s in VERIFY}
     out = sh("dvc", "repro", cwd=clone)
-    assert ran_stages(out) == set()
+    assert ran_stages(out) == VERIFY  # the pulled features are checked on this machine; nothing else runs
     assert (clone / "data/features/r18.h5").read_bytes() == (root / "data/features/r18.h5").read_bytes()
 
 

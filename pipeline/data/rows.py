@@ -167,6 +167,24 @@ class FeatureRows(Rows):
         other.chunk = chunks[1] if chunks else other.block
         return other
 
+    def read_items(self, items: np.ndarray) -> np.ndarray:
+        """Features of items (view · N + row, any order): plain rows from `features`, views from their planes."""
+        items = np.asarray(items, dtype=np.int64)
+        views, rows = items // self.n_file_rows, items % self.n_file_rows
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        for view in np.unique(views):
+            chosen = views == view
+            if view == 0:
+                out[chosen] = self.read_file_rows(rows[chosen])
+            else:
+                view_rows = self.view_rows()
+                where = np.searchsorted(view_rows, rows[chosen]).clip(max=len(view_rows) - 1)
+                missing = rows[chosen][view_rows[where] != rows[chosen]]
+                if missing.size:
+                    raise RdistillError(f"{self.path}: holds no view {view} of row {int(missing[0])}")
+                out[chosen] = self.views_plane(int(view)).read_file_rows(where)
+        return out
+
     def read_file_rows(self, rows: np.ndarray) -> np.ndarray:
         """Features of file rows `rows` (any order, repeats allowed), read span by span: (len(rows), D) float32."""
         rows = np.asarray(rows, dtype=np.int64)

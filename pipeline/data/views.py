@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 
-from pipeline.data.dataset import ImageListDataset, train_transform
+from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader, train_transform
+from pipeline.data.listfile import ImageList
 from pipeline.errors import RdistillError
 
 
@@ -61,6 +62,16 @@ class ViewDataset(Dataset):
         # Only the plain view may be decoded at a reduced scale: a crop box is drawn from the full image's size.
         image, label, row = self.images.load(i, self.transform.image_size if view == 0 else None)
         return self.transform(image, row, view), label, view * self.n_rows + row
+
+
+def item_loader(image_list: ImageList, items: np.ndarray, image_size: int, seed: int, batch_size: int,
+                workers: int) -> DataLoader:
+    """Batches of items (view · N + row) as extraction describes them: view 0 the image with its longer side
+    at `image_size`, view v > 0 its seeded crop and flip (pipeline.data.views), grouped by shape."""
+    n_rows = len(image_list)
+    dataset = ViewDataset(image_list.paths, image_list.labels, items % n_rows, items // n_rows,
+                          SeededView(image_size, seed, eval_transform(image_size)), image_list.bboxes)
+    return make_loader(dataset, batch_size, workers, by_shape=True)
 
 
 def every_view(rows: np.ndarray, n_views: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 
 from pipeline.errors import RdistillError
-from pipeline.models.backbones import RetrievalNet, trunk_of
+from pipeline.models.backbones import RetrievalNet, create, trunk_of
 
 
 def load_state_dict(path: str | Path) -> dict:
@@ -38,6 +38,13 @@ def load_strict(module: nn.Module, state: dict, source: str) -> None:
     if extra:
         raise RdistillError(f"{source}: unexpected key {extra[0]!r} (wrong architecture?)")
     module.load_state_dict(state)
+
+
+def load_network(path: str | Path, arch: str, dim: int | None) -> RetrievalNet:
+    """A RetrievalNet of `arch` (+ linear to `dim`) filled from the state_dict file at `path`."""
+    net = create(arch, dim)
+    load_strict(net, load_state_dict(path), str(path))
+    return net
 
 
 def cached_torchvision_state(weights_name: str) -> dict:

@@ -85,3 +85,14 @@ def test_ids_are_copied_from_another_file_as_they_are(tmp_path, rng):
             writer.write(np.arange(12), 2 * feats)
     got = read_features(tmp_path / "b.h5")
     assert got.ids == [f"i{r}" for r in range(12)] and np.array_equal(got.features, 2 * feats)
+
+
+def test_items_are_read_from_the_plain_rows_and_the_view_planes(tmp_path, rng):
+    feats = rng.standard_normal((20, 3)).astype(np.float32)
+    view_rows = np.arange(0, 20, 2)
+    views = rng.standard_normal((2, 10, 3)).astype(np.float32)
+    write(tmp_path / "f.h5", feats, view_rows=view_rows, views=views)
+    with FeatureRows(tmp_path / "f.h5") as reader:
+        # item = view · 20 + row: view 2 of row 18 (view row 9), row 3 plain, view 1 of row 4 (view row 2)
+        got = reader.read_items(np.array([2 * 20 + 18, 3, 1 * 20 + 4]))
+    assert np.array_equal(got, np.stack([views[1, 9], feats[3], views[0, 2]]))

@@ -108,3 +108,55 @@ def test_mixup_ap_loss_equals_a_plain_reference_that_drops_self_by_masking():
             per_row.append(1 - ((pos.cumsum(0) / every.cumsum(0).clamp_min(1e-12)) * pos / pos.sum()).sum())
         losses.append(torch.stack(per_row).mean())
     assert torch.isclose(got, torch.stack(losses).mean())
+
+
+def reference_quantizer(scores: torch.Tensor, n_bins: int) -> torch.Tensor:
+    """The AP-loss reference code's quantizer: each bin the min of two lines through its centre (the
+    first and last bin a constant 1 on their outer side), clamped at 0. (M,) -> (M, C)."""
+    a = (n_bins - 1) / 2.0  # 1 / Δ over [−1, 1]
+    centres = 1.0 - torch.arange(n_bins, dtype=scores.dtype) / a
+    s = scores.unsqueeze(-1)
+    rising = 1 - a * (centres - s)   # 1 at the centre, 0 one step below it
+    falling = 1 - a * (s - centres)  # 1 at the centre, 0 one step above it
+    falling[..., 0] = 1.0 + 0 * s[..., 0]
+    rising[..., -1] = 1.0 + 0 * s[..., 0]
+    return torch.min(rising, falling).clamp(min=0)
+
+
+def bin_gradients(quantize, score: float, n_bins: int) -> torch.Tensor:
+    """d(weight of bin b)/d(score) for every bin b, at one score."""
+    s = torch.tensor([score], dtype=torch.float64, requires_grad=True)
+    return torch.stack([torch.autograd.grad(quantize(s)[0, b], s, retain_graph=True)[0][0] for b in range(n_bins)])
+
+
+def test_bin_subgradients_at_the_ends_and_on_centres_follow_the_reference_by_hand():
+    # C = 5: centres 1, .5, 0, −.5, −1, Δ = .5, slopes ±2. At a kink the reference's `min` splits the
+    # gradient of a tie between its two lines, and clamp(min=0) passes it where a line is exactly 0.
+    from pipeline.losses.mixup_ap import binned_sums
+    by_hand = {1.0: [1, -2, 0, 0, 0],     # first bin: tie of the constant 1 (0) and the falling line (2)
+               -1.0: [0, 0, 0, 2, -1],    # last bin: tie of the rising line (−2) and the constant 1 (0)
+               0.5: [2, 0, -2, 0, 0],     # an inner centre: its own bin's lines tie (+2 − 2 = 0)
+               0.3: [0, 2, -2, 0, 0],     # between centres: no kink
+               1.2: [0, 0, 0, 0, 0]}      # beyond the range: saturated
+    for score, expected in by_hand.items():
+        expected = torch.tensor(expected, dtype=torch.float64)
+        assert torch.equal(bin_gradients(lambda s: reference_quantizer(s, 5), score, 5), expected), score
+        assert torch.equal(bin_gradients(lambda s: soft_bins(s, 5), score, 5), expected), score
+        fast = lambda s: binned_sums(s[None], torch.ones(1, 1, dtype=torch.float64), 5)  # noqa: E731
+        assert torch.equal(bin_gradients(fast, score, 5), expected), score
+
+
+def test_binned_sums_follow_the_reference_quantizer_on_every_centre_and_end():
+    from pipeline.losses.mixup_ap import binned_sums
+    n_bins = 9
+    scores = torch.cat([1 - torch.arange(n_bins, dtype=torch.float64) * 0.25, torch.tensor([0.1, -0.6, 1.3, -1.4],
+                                                                                         dtype=torch.float64)])
+    weights = torch.rand(len(scores), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    scores = scores.requires_grad_()
+    reference = (reference_quantizer(scores, n_bins) * weights[:, None]).sum(0)
+    fast = binned_sums(scores[None], weights[None], n_bins)[0]
+    assert torch.allclose(fast, reference)
+    mix_of_bins = torch.arange(1.0, n_bins + 1, dtype=torch.float64) ** 2
+    g_ref, = torch.autograd.grad((reference * mix_of_bins).sum(), scores)
+    g_fast, = torch.autograd.grad((fast * mix_of_bins).sum(), scores)
+    assert torch.allclose(g_fast, g_ref)

@@ -1,0 +1,64 @@
+"""Stage `verify`: recompute a seeded sample of a teacher's cached features on this machine and compare.
+
+The sample mixes plain images and augmented views, each view recreated from its seed as extraction
+made it; the verdict is the lowest cosine between a cached and a live feature (verify.min_cosine).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import layout
+from pipeline.data.views import item_loader
+from pipeline.features.extract import describe
+from pipeline.features.verify import agreement, sample_items
+from pipeline.io import sha256_file, write_json
+from pipeline.models.weights import load_network
+from pipeline.params import load_params
+from pipeline.provenance import environment, open_checked_features
+from pipeline.report.verify import environment_changes, verify_summary
+from pipeline.runtime import describe_device, device
+from stages.common import declared, prepared_list
+
+
+def item_label(ids, n_rows: int, item: int) -> str:
+    """An item named by its image id, row and view."""
+    row, view = item % n_rows, item // n_rows
+    return f"{ids[row]} (row {row}" + (f", view {view})" if view else ")")
+
+
+def verify(name: str, params_path: Path, sample: int | None = None) -> tuple[str, str | None]:
+    """Write metrics/verify/<name>.json; return the summary and, when the cache does not hold, the failure line."""
+    params = load_params(params_path)
+    spec, p, check = declared(params.teachers, "teachers", name, params_path), params.extract, params.verify
+    image_list, list_sha = prepared_list()
+    n_rows, weights = len(image_list), layout.teacher_weights(name)
+    with open_checked_features(layout.raw_features(name), list_sha, name) as cached_rows:
+        view_rows = cached_rows.view_rows()
+        view_rows = np.zeros(0, dtype=np.int64) if view_rows is None else view_rows
+        items = sample_items(n_rows, view_rows, cached_rows.n_views, sample or check.sample, params.seed)
+        cached, attrs = cached_rows.read_items(items), cached_rows.attrs
+    here = {"arch": spec.arch, "weights_sha256": sha256_file(weights), "scales": p.scales,
+            "image_size": spec.image_size, **({"seed": params.seed} if len(view_rows) else {})}
+    differs = {key: {"cached": attrs.get(key), "here": value} for key, value in here.items() if attrs.get(key) != value}
+
+    net = load_network(weights, spec.arch, spec.dim)
+    loader = item_loader(image_list, items, spec.image_size, params.seed, p.batch_size, p.workers)
+    live = np.empty_like(cached)
+    for batch_items, feats in describe(net, loader, p.scales, len(items), device(), desc=f"verify {name}"):
+        live[np.searchsorted(items, batch_items)] = feats
+
+    result = agreement(cached, live, [item_label(image_list.ids, n_rows, i) for i in items], check.worst)
+    live_env = environment(describe_device(device()))
+    metrics = {"teacher": name, "items": len(items), "views": int((items >= n_rows).sum()),
+               "min_cosine_allowed": check.min_cosine, "passed": result["min_cosine"] >= check.min_cosine, **result,
+               "provenance_differs": differs, "cached_environment": attrs.get("environment"),
+               "live_environment": live_env, "environment_differs": environment_changes(attrs.get("environment"), live_env)}
+    write_json(layout.metrics("verify", name), metrics)
+    if metrics["passed"]:
+        return verify_summary(metrics), None
+    worst = result["worst"][0]
+    hint = f"; the cache was made with another {', '.join(differs)}" if differs else ""
+    return verify_summary(metrics), (f"teacher {name}: cached feature of {worst['item']} has cosine {worst['cosine']:.4f} "
+                                     f"with this machine's, below verify.min_cosine {check.min_cosine}{hint}")
