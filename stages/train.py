@@ -50,17 +50,18 @@ def load_targets(teachers: list[str], list_sha: str, n_rows: int, n_classes: int
 
 
 def partners_of(mode: str, targets: CachedTargets, teachers: list[str], teacher_shas: list[str], list_sha: str,
-                rows: np.ndarray) -> np.ndarray | None:
+                rows: np.ndarray, fusion: str, seed: int) -> np.ndarray | None:
     """For pairs from mined neighbours: each training row's partner (a position in `rows`) among every
-    teacher's few nearest mined neighbours (teacher_shas: each teacher's weights, from its whitened file);
-    None for other pairings."""
+    teacher's few nearest mined neighbours, by the teachers' similarities fused as the method fuses them
+    (teacher_shas: each teacher's weights, from its whitened file); None for other pairings."""
     if mode != "neighbours":
         return None
     candidates = [targets.neighbours.numpy()]
     for t, weights_sha in zip(teachers[1:], teacher_shas[1:]):
         candidates.append(load_neighbours(t, list_sha, weights_sha, targets.n_rows))
     width = min(5, *(c.shape[1] for c in candidates))  # each teacher's few nearest
-    return pair_partners(targets.teachers, rows, np.concatenate([c[rows, :width] for c in candidates], axis=1))
+    return pair_partners(targets.teachers, rows, np.concatenate([c[rows, :width] for c in candidates], axis=1),
+                         fusion, torch.Generator().manual_seed(seed))
 
 
 def check_batch(name: str, method: str, batch_size: int, n_train: int, world: int, d3still_k: int) -> None:
@@ -106,7 +107,8 @@ def train(name: str, params_path: Path) -> None:
     dataset = DecodedCache(views, (3, size, size), p.image_cache_mb, shared=p.workers > 0)
     rank, world = rank_and_world()
     if pairs_from is not None:
-        partners = partners_of(pairs_from, targets, spec.teachers, teacher_shas, list_sha, rows)
+        fusion = getattr(getattr(p, spec.method), "fusion", "mean")  # contrastive fuses nothing: the mean
+        partners = partners_of(pairs_from, targets, spec.teachers, teacher_shas, list_sha, rows, fusion, params.seed)
         epoch, unit = (lambda g: PositivePairs(labels[rows], n_views, pairs_from, g, partners)), 2
     else:
         epoch, unit = (lambda g: OneViewPerImage(len(rows), n_views, g)), 1

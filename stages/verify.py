@@ -1,7 +1,7 @@
 """Stage `verify`: recompute a seeded sample of a teacher's cached features on this machine and compare.
 
-The sample mixes plain images and augmented views, each view recreated from its seed as extraction
-made it; the verdict is the lowest cosine between a cached and a live feature (verify.min_cosine).
+The sample (drawn with `seed`) mixes plain images and augmented views, each view recreated from the
+seed the cache records, as extraction made it and as training shows it to the student; the verdict is the lowest cosine between a cached and a live feature (verify.min_cosine).
 """
 from __future__ import annotations
 
@@ -39,12 +39,12 @@ def verify(name: str, params_path: Path, sample: int | None = None) -> tuple[str
         view_rows = np.zeros(0, dtype=np.int64) if view_rows is None else view_rows
         items = sample_items(n_rows, view_rows, cached_rows.n_views, sample or check.sample, params.seed)
         cached, attrs = cached_rows.read_items(items), cached_rows.attrs
-    here = {"arch": spec.arch, "weights_sha256": sha256_file(weights), "scales": p.scales,
-            "image_size": spec.image_size, **({"seed": params.seed} if len(view_rows) else {})}
+    here = {"arch": spec.arch, "weights_sha256": sha256_file(weights), "scales": p.scales, "image_size": spec.image_size}
     differs = {key: {"cached": attrs.get(key), "here": value} for key, value in here.items() if attrs.get(key) != value}
 
     net = load_network(weights, spec.arch, spec.dim)
-    loader = item_loader(image_list, items, spec.image_size, params.seed, p.batch_size, p.workers)
+    # Views are recreated from the seed the cache records, as training recreates them for the student.
+    loader = item_loader(image_list, items, spec.image_size, attrs.get("seed", params.seed), p.batch_size, p.workers)
     live = np.empty_like(cached)
     for batch_items, feats in describe(net, loader, p.scales, len(items), device(), desc=f"verify {name}"):
         live[np.searchsorted(items, batch_items)] = feats

@@ -84,7 +84,13 @@ def test_repro_runs_every_stage_and_writes_the_table(repo):
     assert em["teachers"] == ["r18", "mnv3"] and 0 < em["diagnostics"]["EM"]["view_mrr"] <= 1
     assert em["diagnostics"]["r18"]["angles"]["isotropic_var_cos"] == 1 / 8
     csd = json.loads((root / "metrics/eval/csd.json").read_text())
-    assert 0 <= csd["asymmetric"]["mAP"] <= 1 and csd["symmetric"]["queries"] == 120
+    assert csd["symmetric"]["queries"] == 120
+    # What a user relies on, with margins for library drift (measured: teacher 0.78, CSD 0.56, no_distill
+    # 0.46; a random ranking of 10 balanced classes scores about 0.1)
+    teacher = json.loads((root / "metrics/eval_teacher/r18.json").read_text())["whitened"]["mAP"]
+    assert teacher > 0.5
+    assert csd["asymmetric"]["mAP"] > 0.5 * teacher
+    assert json.loads((root / "metrics/eval/no_distill.json").read_text())["symmetric"]["mAP"] > 0.25
     curve = json.loads((root / "plots/pr/csd.json").read_text())["pr"]
     assert {c["setting"] for c in curve} == {"symmetric", "asymmetric"} and len(curve) == 2 * 21
     assert (root / "plots/grid/csd.png").stat().st_size > 0

@@ -65,11 +65,26 @@ def contrastive(s: Tensor, tau_s: float = 0.05, both_directions: bool = True) ->
     return loss + F.cross_entropy(s.T / tau_s, target) if both_directions else loss
 
 
-def fused_nearest(anchors: Tensor, candidates: Tensor, valid: Tensor) -> Tensor:
-    """Each anchor's positive partner: the candidate with the highest mean teacher similarity (METHODS §3 choice).
+def fuse_off_diagonal(teachers: Tensor, rule: str = "max-min", generator: torch.Generator | None = None) -> Tensor:
+    """The fused similarity of pairs of distinct images under `rule` (what fuse puts off the diagonal):
+    mean for mean and max-mean, min for max-min, a random teacher per entry for rand and max-rand. (K, ...) -> (...)."""
+    if rule not in FUSIONS:
+        raise ValueError(f"unknown fusion {rule!r} (known: {', '.join(FUSIONS)})")
+    if rule in ("mean", "max-mean"):
+        return teachers.mean(0)
+    if rule == "max-min":
+        return teachers.min(0).values
+    pick = torch.randint(len(teachers), (1, *teachers.shape[1:]), generator=generator, device=teachers.device)
+    return teachers.gather(0, pick)[0]
+
+
+def fused_nearest(anchors: Tensor, candidates: Tensor, valid: Tensor, rule: str = "mean",
+                  generator: torch.Generator | None = None) -> Tensor:
+    """Each anchor's positive partner: the candidate with the highest fused teacher similarity (METHODS §3
+    choice), fused by `rule` as fuse fuses pairs of distinct images.
 
     anchors: (K, n, D) l2-normalised features under K teachers; candidates: (K, n, C, D) those of each
     anchor's C candidates; valid: (n, C), False for padding. Returns (n,) positions in 0..C−1.
     """
-    scores = torch.einsum("knd,kncd->nc", anchors, candidates) / len(anchors)
+    scores = fuse_off_diagonal(torch.einsum("knd,kncd->knc", anchors, candidates), rule, generator)
     return scores.masked_fill(~valid, float("-inf")).argmax(1)

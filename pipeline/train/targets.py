@@ -85,11 +85,11 @@ def read_neighbours(path: str | Path, n_rows: int, expected: dict) -> np.ndarray
     return neighbours
 
 
-def pair_partners(table: torch.Tensor, rows: np.ndarray, candidates: np.ndarray,
-                  block: int = PARTNER_BLOCK) -> np.ndarray:
+def pair_partners(table: torch.Tensor, rows: np.ndarray, candidates: np.ndarray, rule: str = "mean",
+                  generator: torch.Generator | None = None, block: int = PARTNER_BLOCK) -> np.ndarray:
     """Each training row's positive partner, as a position in `rows`: among its candidate list rows
-    (n, C; −1 none), the one with the highest mean similarity over the teachers' plain features
-    (table: (T, ≥N, D), item = row for view 0; pipeline.losses.whiten_mtd.fused_nearest), block by block."""
+    (n, C; −1 none), the one with the highest similarity over the teachers' plain features fused by
+    `rule` (table: (T, ≥N, D), item = row for view 0; pipeline.losses.whiten_mtd.fused_nearest), block by block."""
     partners = np.empty(len(rows), dtype=np.int64)
     for start in range(0, len(rows), block):
         anchors, cand = rows[start:start + block], candidates[start:start + block]
@@ -99,6 +99,7 @@ def pair_partners(table: torch.Tensor, rows: np.ndarray, candidates: np.ndarray,
             raise RdistillError(f"training row {anchors[lonely[0]]} has no mined neighbour to pair with")
         picked = torch.index_select(table, 1, torch.from_numpy(np.where(valid, cand, anchors[:, None]).ravel()))
         best = fused_nearest(torch.index_select(table, 1, torch.from_numpy(anchors)),
-                             picked.reshape(len(table), *cand.shape, table.shape[-1]), torch.from_numpy(valid))
+                             picked.reshape(len(table), *cand.shape, table.shape[-1]), torch.from_numpy(valid),
+                             rule, generator)
         partners[start:start + len(anchors)] = np.searchsorted(rows, cand[np.arange(len(cand)), best.numpy()])
     return partners

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from pipeline.losses.mixup_ap import ap_loss, mix, mixup_ap_loss, mixup_labels, soft_ap, soft_bins
+from pipeline.losses.mixup_ap import ap_loss, mix, mixup_ap_loss, mixup_labels, mixup_partners, soft_ap, soft_bins
 
 
 def test_bins_spread_unit_weight_and_saturate_at_the_ends():
@@ -82,33 +82,53 @@ def test_binned_sums_equal_the_soft_bin_assignment_and_its_gradient():
     assert torch.allclose(g1, g2)
 
 
-def test_mixup_ap_loss_equals_a_plain_reference_that_drops_self_by_masking():
-    torch.manual_seed(0)
-    s = torch.randn(10, 5, dtype=torch.float64)
-    t = torch.randn(10, 5, dtype=torch.float64)
-    torch.manual_seed(3)
-    got = mixup_ap_loss(s, t, rounds=3, alpha=1.0, tau=0.5, n_bins=11)
-    torch.manual_seed(3)
+def plain_reference(s, t, rounds, tau, n_bins, detach_mixed=True):
+    """METHODS §6 by loops: self dropped from each row by indexing, mixed student rows detached (or not)."""
+    b = len(s)
     s, t = torch.nn.functional.normalize(s, dim=1), torch.nn.functional.normalize(t, dim=1)
     beta = torch.distributions.Beta(torch.tensor(1.0), torch.tensor(1.0))
     losses = []
-    for _ in range(3):
+    for _ in range(rounds):
         lam = float(beta.sample())
-        partners = torch.randint(10, (10,))
-        f_t, f_s = torch.cat([t, mix(t, partners, lam)]), torch.cat([s, mix(s, partners, lam)])
-        y = mixup_labels(f_t @ f_t.T, partners, 0.5)
+        partners = mixup_partners(b)
+        mixed = mix(s, partners, lam)
+        f_t, f_s = torch.cat([t, mix(t, partners, lam)]), torch.cat([s, mixed.detach() if detach_mixed else mixed])
+        y = mixup_labels(f_t @ f_t.T, partners, tau)
         per_row = []
-        for q in range(20):
-            others = [m for m in range(20) if m != q]
+        for q in range(2 * b):
+            others = [m for m in range(2 * b) if m != q]
             rel = y[q, others].double()
             if rel.sum() == 0:
                 continue
-            p = soft_bins((f_s[q] @ f_s[others].T), 11)  # (19, C)
+            p = soft_bins((f_s[q] @ f_s[others].T), n_bins)  # (2B − 1, C)
             pos, every = (p * rel[:, None]).sum(0), p.sum(0)
             per_row.append(1 - ((pos.cumsum(0) / every.cumsum(0).clamp_min(1e-12)) * pos / pos.sum()).sum())
         losses.append(torch.stack(per_row).mean())
-    assert torch.isclose(got, torch.stack(losses).mean())
+    return torch.stack(losses).mean()
 
+
+def test_mixup_ap_loss_equals_a_plain_reference_and_mixed_student_rows_carry_no_gradient():
+    torch.manual_seed(0)
+    s = torch.randn(10, 5, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(10, 5, dtype=torch.float64)
+    grads = {}
+    for name, run in (("loss", lambda: mixup_ap_loss(s, t, rounds=3, alpha=1.0, tau=0.5, n_bins=11)),
+                      ("detached", lambda: plain_reference(s, t, 3, 0.5, 11)),
+                      ("not detached", lambda: plain_reference(s, t, 3, 0.5, 11, detach_mixed=False))):
+        torch.manual_seed(3)
+        value = run()
+        grads[name] = (value, torch.autograd.grad(value, s)[0])
+    assert torch.isclose(grads["loss"][0], grads["detached"][0]) and torch.isclose(grads["loss"][0], grads["not detached"][0])
+    assert torch.allclose(grads["loss"][1], grads["detached"][1])
+    assert not torch.allclose(grads["loss"][1], grads["not detached"][1], atol=1e-3)
+
+
+def test_mixup_partners_are_never_the_sample_itself_and_reach_every_other():
+    torch.manual_seed(0)
+    drawn = torch.stack([mixup_partners(5) for _ in range(400)])  # (400, 5)
+    assert not (drawn == torch.arange(5)).any()
+    for k in range(5):
+        assert set(drawn[:, k].tolist()) == set(range(5)) - {k}
 
 def reference_quantizer(scores: torch.Tensor, n_bins: int) -> torch.Tensor:
     """The AP-loss reference code's quantizer: each bin the min of two lines through its centre (the
@@ -130,12 +150,12 @@ def bin_gradients(quantize, score: float, n_bins: int) -> torch.Tensor:
 
 
 def test_bin_subgradients_at_the_ends_and_on_centres_follow_the_reference_by_hand():
-    # C = 5: centres 1, .5, 0, −.5, −1, Δ = .5, slopes ±2. At a kink the reference's `min` splits the
-    # gradient of a tie between its two lines, and clamp(min=0) passes it where a line is exactly 0.
+    # C = 5: centres 1, .5, 0, −.5, −1, Δ = .5, slopes ±2. torch's `min` splits a tie's gradient between
+    # its two lines, and clamp(min=0) passes none where a line is exactly 0.
     from pipeline.losses.mixup_ap import binned_sums
-    by_hand = {1.0: [1, -2, 0, 0, 0],     # first bin: tie of the constant 1 (0) and the falling line (2)
-               -1.0: [0, 0, 0, 2, -1],    # last bin: tie of the rising line (−2) and the constant 1 (0)
-               0.5: [2, 0, -2, 0, 0],     # an inner centre: its own bin's lines tie (+2 − 2 = 0)
+    by_hand = {1.0: [1, 0, 0, 0, 0],      # first bin: the constant 1 (0) ties the rising line (+2); bin 2 is at 0
+               -1.0: [0, 0, 0, 0, -1],    # last bin: the falling line (−2) ties the constant 1 (0)
+               0.5: [0, 0, 0, 0, 0],      # an inner centre: its bin's lines tie (+2 − 2), its neighbours are at 0
                0.3: [0, 2, -2, 0, 0],     # between centres: no kink
                1.2: [0, 0, 0, 0, 0]}      # beyond the range: saturated
     for score, expected in by_hand.items():

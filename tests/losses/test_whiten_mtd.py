@@ -81,20 +81,26 @@ def test_gradcheck():
     assert torch.autograd.gradcheck(lambda x: contrastive(x, 0.3), (s,))
 
 
-def test_fused_nearest_picks_the_candidate_with_the_highest_mean_similarity():
+@pytest.mark.parametrize("rule", ["mean", "max-min", "max-mean", "rand", "max-rand"])
+def test_fused_nearest_picks_the_candidate_with_the_highest_fused_similarity(rule):
+    # a candidate is another image: its fused similarity is the rule's off-diagonal one (METHODS §3)
     from pipeline.losses.whiten_mtd import fused_nearest
     torch.manual_seed(0)
-    teachers = torch.nn.functional.normalize(torch.randn(2, 6, 4), dim=-1)
+    teachers = torch.nn.functional.normalize(torch.randn(3, 6, 4), dim=-1)
     candidates = torch.tensor([[1, 2, -1], [0, 3, 4], [5, -1, -1], [1, 2, 5], [0, 1, 2], [3, 4, 0]])
+    which = torch.randint(3, (6, 3), generator=torch.Generator().manual_seed(7))  # rand: the teacher of each entry
     expected = []
     for row in range(6):
         best, best_score = None, -float("inf")
-        for c in candidates[row].tolist():
+        for j, c in enumerate(candidates[row].tolist()):
             if c < 0:
                 continue
-            score = sum(float(teachers[k, row] @ teachers[k, c]) for k in range(2)) / 2
+            each = [float(teachers[k, row] @ teachers[k, c]) for k in range(3)]
+            score = {"mean": sum(each) / 3, "max-mean": sum(each) / 3, "max-min": min(each),
+                     "rand": each[which[row, j]], "max-rand": each[which[row, j]]}[rule]
             if score > best_score:
                 best, best_score = c, score
         expected.append(best)
-    picked = fused_nearest(teachers, teachers[:, candidates.clamp(min=0)], candidates >= 0)
+    picked = fused_nearest(teachers, teachers[:, candidates.clamp(min=0)], candidates >= 0, rule,
+                           torch.Generator().manual_seed(7))
     assert candidates.gather(1, picked[:, None])[:, 0].tolist() == expected
