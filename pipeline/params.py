@@ -109,6 +109,9 @@ class StudentArch(Section):
 Share = Annotated[float, Field(gt=0, le=1)]  # a share of training, in (0, 1]
 
 
+Supervision = Literal["normalised_softmax", "ce_triplet"]
+
+
 class Recipe(Section):
     """A training recipe: optimiser, schedule, batch size, epochs (METHODS: each paper's "Paper training")."""
 
@@ -121,7 +124,9 @@ class Recipe(Section):
     batch_size: PositiveInt = 64  # images per step (pair methods: pairs per step)
     epochs: PositiveInt = 10
     average: list[Share] = []  # average the weights of the epochs at these shares of training, e.g. [0.667, 1.0]
-    supervised_weight: float = Field(0.0, ge=0)  # the student's own normalised-softmax loss when labels exist
+    supervised_weight: float = Field(0.0, ge=0)  # the student's own supervised loss, added when labels exist
+    supervised: Supervision = "normalised_softmax"  # or ce_triplet: cross-entropy + batch-hard triplet (D3still)
+    triplet_margin: PositiveFloat = 0.3  # ce_triplet's margin (Euclidean, on the student's unit features)
 
 
 class RecipeOverride(Section):
@@ -137,6 +142,8 @@ class RecipeOverride(Section):
     epochs: PositiveInt | None = None
     average: list[Share] | None = None
     supervised_weight: float | None = Field(None, ge=0)
+    supervised: Supervision | None = None
+    triplet_margin: PositiveFloat | None = None
 
     def over(self, recipe: Recipe) -> Recipe:
         """`recipe` with this override's set fields replacing its own."""
@@ -146,7 +153,8 @@ class RecipeOverride(Section):
 # Each paper's training recipe (METHODS "Paper training"), the default of its methods' `recipe`.
 CSD_RECIPE = RecipeOverride(optimizer="adam", lr=1e-3, weight_decay=1e-6, schedule="linear", batch_size=128, epochs=10)
 D3STILL_RECIPE = RecipeOverride(optimizer="sgd", lr=1e-2, momentum=0.9, weight_decay=5e-4, schedule="cosine",
-                                warmup=10 / 120, batch_size=512, epochs=120, supervised_weight=1.0)
+                                warmup=10 / 120, batch_size=512, epochs=120, supervised_weight=1.0,
+                                supervised="ce_triplet")
 WHITEN_MTD_RECIPE = RecipeOverride(optimizer="adam", lr=1e-3, weight_decay=1e-6, schedule="cosine", batch_size=256)
 MIXUP_AP_RECIPE = RecipeOverride(optimizer="adam", lr=1e-4, weight_decay=1e-6, schedule="exp", batch_size=1000,
                                  epochs=30, average=[2 / 3, 1.0])
@@ -218,7 +226,16 @@ class MixupAPParams(Section):
     n_bins: int = Field(25, ge=3)
 
 
+class PKTParams(BaselineParams):
+    """Probabilistic knowledge transfer: a mean over all n² entries is small, so the authors weight it 3e4."""
+
+    weight: PositiveFloat = 3e4
+
+
 class TrainParams(Section):
+    # paper: every method's settings and recipe are its paper's (METHODS §9, the defaults below); the
+    # changes written under train.<method> and train.override are then not used (a student's own recipe is)
+    preset: Literal["custom", "paper"] = "custom"
     student: StudentArch = StudentArch()
     workers: int = Field(0, ge=0)
     image_cache_mb: float = Field(2048, ge=0)  # decoded views kept in memory after the first epoch
@@ -235,7 +252,7 @@ class TrainParams(Section):
     pair: BaselineParams = BaselineParams()
     second_order: SecondOrderParams = SecondOrderParams()
     rkd: BaselineParams = BaselineParams()
-    pkt: BaselineParams = BaselineParams()
+    pkt: PKTParams = PKTParams()
     mixup_ap: MixupAPParams = MixupAPParams()
 
 
@@ -290,9 +307,17 @@ class Params(Section):
         return self
 
 
+def method_settings(train: TrainParams, method: str) -> Section:
+    """A method's settings: its train.<method> section, or under preset paper its paper's (the schema's defaults)."""
+    return getattr(TrainParams() if train.preset == "paper" else train, method)
+
+
 def recipe_of(train: TrainParams, method: str, own: RecipeOverride) -> Recipe:
     """The recipe a student trains with, each layer replacing only the fields it sets:
-    train.recipe < the method's paper recipe < train.<method>.recipe < train.override < the student's own."""
+    train.recipe < the method's paper recipe < train.<method>.recipe < train.override < the student's own.
+    Under preset paper: the paper recipe and the student's own changes only."""
+    if train.preset == "paper":
+        train = TrainParams()
     section = getattr(train, method)
     paper = type(section).model_fields["recipe"].default
     return own.over(train.override.over(section.recipe.over(paper.over(train.recipe))))

@@ -3,19 +3,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.params import Params, Recipe, ensemble_teachers, recipe_of
+from pipeline.params import Params, Recipe, Section, ensemble_teachers, method_settings, recipe_of
 from stages.common import declared
 
 
 @dataclass(frozen=True)
 class Student:
-    """A declared student, single- or multi-teacher, with its resolved recipe."""
+    """A declared student, single- or multi-teacher, with its method's resolved settings and recipe."""
 
     name: str
     method: str
     teachers: list[str]  # distilled teachers (one but for ensembles)
     gallery: str  # the teacher of the asymmetric evaluation
     recipe: Recipe
+    settings: Section  # the method's settings (train.<method>, or its paper's under preset paper)
 
 
 def student(params: Params, name: str, params_path) -> Student:
@@ -24,6 +25,7 @@ def student(params: Params, name: str, params_path) -> Student:
         spec = params.ensembles[name]
         teachers = ensemble_teachers(params, name)
         return Student(name, spec.method, teachers, spec.gallery or teachers[0],
-                       recipe_of(params.train, spec.method, spec.recipe))
+                       recipe_of(params.train, spec.method, spec.recipe), method_settings(params.train, spec.method))
     spec = declared({**params.students, **params.ensembles}, "students", name, params_path)
-    return Student(name, spec.method, [spec.teacher], spec.teacher, recipe_of(params.train, spec.method, spec.recipe))
+    return Student(name, spec.method, [spec.teacher], spec.teacher, recipe_of(params.train, spec.method, spec.recipe),
+                   method_settings(params.train, spec.method))

@@ -88,7 +88,7 @@ def train(name: str, params_path: Path) -> None:
     image_list, list_sha = prepared_list()
     rows = image_list.train_rows()
     labelled = (image_list.labels[rows] >= 0).all()
-    pairs_from = getattr(p, spec.method).pairs if METHODS[spec.method].pairs else None
+    pairs_from = spec.settings.pairs if METHODS[spec.method].pairs else None
     if spec.method == "no_distill" or pairs_from == "labels" or (recipe.supervised_weight > 0 and labelled):
         labels, n_classes = class_indices(image_list, rows, f"student {name} ({spec.method})")
     else:
@@ -99,20 +99,20 @@ def train(name: str, params_path: Path) -> None:
     targets, attrs = load_targets(spec.teachers, list_sha, len(image_list), n_classes, store.file("targets.npy"))
     n_views = attrs.get("views", 1)
     net = create(p.student.arch, targets.dim)
-    objective = build_objective(spec.method, getattr(p, spec.method), targets, p.temperature,
-                                recipe.supervised_weight)
+    objective = build_objective(spec.method, spec.settings, targets, p.temperature,
+                                recipe.supervised_weight, recipe.supervised, recipe.triplet_margin)
     key_rows, key_views = every_view(rows, n_views)
     size = p.student.image_size
     views = ViewDataset(image_list.paths, labels, key_rows, key_views, SeededView(size, attrs.get("seed", params.seed)))
     dataset = DecodedCache(views, (3, size, size), p.image_cache_mb, shared=p.workers > 0)
     rank, world = rank_and_world()
     if pairs_from is not None:
-        fusion = getattr(getattr(p, spec.method), "fusion", "mean")  # contrastive fuses nothing: the mean
+        fusion = getattr(spec.settings, "fusion", "mean")  # contrastive fuses nothing: the mean
         partners = partners_of(pairs_from, targets, spec.teachers, teacher_shas, list_sha, rows, fusion, params.seed)
         epoch, unit = (lambda g: PositivePairs(labels[rows], n_views, pairs_from, g, partners)), 2
     else:
         epoch, unit = (lambda g: OneViewPerImage(len(rows), n_views, g)), 1
-    check_batch(name, spec.method, recipe.batch_size, len(rows), world, p.d3still.k)
+    check_batch(name, spec.method, recipe.batch_size, len(rows), world, getattr(spec.settings, "k", 2))
     # Under torchrun each rank takes its contiguous share of every global batch (batch_size is global).
     per_rank = unit * recipe.batch_size // world
     sampler = (lambda g: Shard(epoch(g), rank, world, per_rank)) if world > 1 else epoch

@@ -33,8 +33,8 @@ def test_project_params_are_valid():
     (lambda r: r["ensembles"]["whiten_mtd"].update(teachers=["resnet50", "vit"]),
      r"ensembles\.whiten_mtd\.teachers: unknown teacher 'vit'"),
     (lambda r: r["ensembles"].update(csd={"method": "ed"}), r"ensembles\.csd: the name is already a student's"),
-    (lambda r: r["train"]["d3still"]["recipe"].update(average=[1.5]), r"train\.d3still\.recipe\.average\.0: Input should be less than or equal to 1 \(got 1\.5\)"),
-    (lambda r: r["train"]["d3still"]["recipe"].update(optimizer="lbfgs"), r"train\.d3still\.recipe\.optimizer: Input should be 'adam' or 'sgd'"),
+    (lambda r: r["train"]["d3still"].update(recipe={"average": [1.5]}), r"train\.d3still\.recipe\.average\.0: Input should be less than or equal to 1 \(got 1\.5\)"),
+    (lambda r: r["train"]["d3still"].update(recipe={"optimizer": "lbfgs"}), r"train\.d3still\.recipe\.optimizer: Input should be 'adam' or 'sgd'"),
     (lambda r: r["mine"].update(nprobe="fast"),
      r"mine\.nprobe: Input should be a valid integer, .*, or Input should be 'auto' \(got 'fast'\)"),
     (lambda r: r["mine"].update(nprobe=0), r"mine\.nprobe: Input should be greater than 0, or Input should be 'auto' \(got 0\)"),
@@ -63,3 +63,42 @@ def test_recipes_layer_each_field_over_the_one_below():
     assert (plain.optimizer, plain.epochs, plain.momentum, plain.batch_size) == ("adam", 7, 0.5, 32)
     mixup = recipe_of(TrainParams(), "mixup_ap", RecipeOverride())
     assert (mixup.lr, mixup.schedule, mixup.epochs, mixup.average) == (1e-4, "exp", 30, [2 / 3, 1.0])
+
+
+# METHODS §9, written out by hand: (optimizer, lr, momentum, schedule, warm-up share, weight decay, batch,
+# epochs, averaged shares, supervised weight, supervised term)
+D3STILL_PAPER = ("sgd", 1e-2, 0.9, "cosine", 10 / 120, 5e-4, 512, 120, [], 1.0, "ce_triplet")
+WHITEN_MTD_PAPER = ("adam", 1e-3, 0.9, "cosine", 0.0, 1e-6, 256, 10, [], 0.0, "normalised_softmax")
+PAPER_RECIPES = {
+    "csd": ("adam", 1e-3, 0.9, "linear", 0.0, 1e-6, 128, 10, [], 0.0, "normalised_softmax"),
+    "d3still": D3STILL_PAPER, "fitnet": D3STILL_PAPER, "pair": D3STILL_PAPER, "second_order": D3STILL_PAPER,
+    "rkd": D3STILL_PAPER, "pkt": D3STILL_PAPER,
+    "whiten_mtd": WHITEN_MTD_PAPER, "ed": WHITEN_MTD_PAPER, "contrastive": WHITEN_MTD_PAPER,
+    "mixup_ap": ("adam", 1e-4, 0.9, "exp", 0.0, 1e-6, 1000, 30, [2 / 3, 1.0], 0.0, "normalised_softmax"),
+}
+PAPER_SETTINGS = {
+    "csd": {"variant": "kl", "tau_g": 0.01, "tau_q": 1.0},
+    "d3still": {"k": 10, "m": 0.1, "alpha": 100.0, "beta": 5.0, "gamma": 1.0},
+    "whiten_mtd": {"fusion": "max-min", "tau_s": 0.05, "tau_t": 0.05, "both_directions": True, "teacher_target": True},
+    "mixup_ap": {"rounds": 10, "alpha": 1.0, "tau": 0.75, "n_bins": 25},
+    "pkt": {"weight": 3e4},
+}
+
+
+def test_the_paper_preset_resolves_every_method_to_its_papers_recipe_and_settings():
+    from pipeline.methods import METHODS
+    from pipeline.params import RecipeOverride, method_settings, recipe_of
+    demo = load_params(PROJECT_PARAMS).train
+    assert demo.preset == "custom" and recipe_of(demo, "d3still", RecipeOverride()).epochs == 3  # the demo's short runs
+    paper = demo.model_copy(update={"preset": "paper"})
+    assert set(PAPER_RECIPES) == set(METHODS) - {"no_distill"}
+    for method, expected in PAPER_RECIPES.items():
+        r = recipe_of(paper, method, RecipeOverride())
+        got = (r.optimizer, r.lr, r.momentum, r.schedule, r.warmup, r.weight_decay, r.batch_size, r.epochs, r.average,
+               r.supervised_weight, r.supervised)
+        assert got == expected, method
+    for method, expected in PAPER_SETTINGS.items():
+        settings = method_settings(paper, method)
+        assert {key: getattr(settings, key) for key in expected} == expected, method
+    # a student's own changes still apply on top of its paper
+    assert recipe_of(paper, "csd", RecipeOverride(epochs=5)).epochs == 5

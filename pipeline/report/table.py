@@ -26,6 +26,18 @@ def results_title(teachers: dict[str, dict], students: dict[str, dict]) -> str:
     return "# Results (class protocol)"
 
 
+def teacher_alignment(ensembles: dict[str, dict]) -> str:
+    """How alike the whitened teachers' cosine similarities spread (Whiten-MTD's premise), from the
+    ensemble evaluation's diagnostics: each teacher's variance of cosines and the isotropic 1/D."""
+    for result in ensembles.values():
+        angles = {k: d["angles"] for k, d in result.get("diagnostics", {}).items() if "angles" in d}
+        if angles:
+            isotropic = next(iter(angles.values()))["isotropic_var_cos"]
+            return ("variance of whitened cosines: " + ", ".join(f"{k} {a['var_cos']:.3f}" for k, a in angles.items())
+                    + f" (isotropic {isotropic:.3f})")
+    return ""
+
+
 def results_table(teachers: dict[str, dict], students: dict[str, dict], training: dict[str, dict],
                   ensembles: dict[str, dict] | None = None) -> str:
     """Markdown table from metrics/eval_teacher, metrics/eval, metrics/train and metrics/eval_ensemble contents.
@@ -50,12 +62,15 @@ def results_table(teachers: dict[str, dict], students: dict[str, dict], training
         lines.append(row(f"{name} ({' + '.join(result['teachers'])})", "ensemble mean of whitened similarities",
                          result["symmetric"], notes))
     references = [cells(r["symmetric"])["mAP"] for r in students.values() if r["method"] == "no_distill"]
+    alignment = teacher_alignment(ensembles or {})
     for name, result in sorted(students.items(), key=lambda kv: (kv[1]["method"] != "no_distill", kv[0])):
         seconds = training.get(name, {}).get("seconds_per_epoch")
         notes = [f"{seconds:.1f} s/epoch"] if seconds is not None else []
         if references and result["method"] != "no_distill":
             notes.append(f"{cells(result['symmetric'])['mAP'] - references[0]:+.3f} mAP vs no_distill")
         sources = result.get("teachers", [result["teacher"]])
+        if len(sources) > 1 and alignment:
+            notes.append(alignment)
         model = f"{name} ({result['arch']}, {result['method']}" + (f" from {' + '.join(sources)})" if len(sources) > 1 else ")")
         lines.append(row(model, "symmetric", result["symmetric"], "; ".join(notes)))
         if "asymmetric" in result:

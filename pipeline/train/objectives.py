@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pipeline.errors import RdistillError
@@ -20,6 +21,7 @@ from pipeline.losses.baselines import embedding_distillation, fitnet, pair_loss,
 from pipeline.losses.csd import csd_kl, csd_norm
 from pipeline.losses.d3still import d3still
 from pipeline.losses.mixup_ap import mixup_ap_loss
+from pipeline.losses.triplet import batch_hard_triplet
 from pipeline.losses.whiten_mtd import contrastive, cross_view_similarities, whiten_mtd
 
 
@@ -68,7 +70,7 @@ def register(name: str):
 
 
 class Supervised(nn.Module):
-    """objective + weight · the student's own normalised-softmax loss (the D3still code's convention)."""
+    """objective + weight · the student's own supervised loss (the D3still code's convention)."""
 
     def __init__(self, objective: nn.Module, classification: nn.Module, weight: float):
         super().__init__()
@@ -78,17 +80,36 @@ class Supervised(nn.Module):
         return self.objective(q, labels, items) + self.weight * self.classification(q, labels, items)
 
 
+class CrossEntropyTriplet(nn.Module):
+    """Cross-entropy of a linear classifier + batch-hard triplet: the D3still code's supervised term."""
+
+    def __init__(self, n_classes: int, dim: int, margin: float):
+        super().__init__()
+        self.classifier = nn.Linear(dim, n_classes)
+        self.margin = margin
+
+    def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
+        return F.cross_entropy(self.classifier(q), labels) + batch_hard_triplet(q, labels, self.margin)
+
+
 def build_objective(method: str, settings, targets: CachedTargets, temperature: float = 0.05,
-                    supervised_weight: float = 0.0) -> nn.Module:
+                    supervised_weight: float = 0.0, supervised: str = "normalised_softmax",
+                    triplet_margin: float = 0.3) -> nn.Module:
     """The objective registered as `method` with its settings (e.g. k, tau_g for csd), plus a weighted
-    supervised term (normalised softmax at `temperature`) when labels exist."""
+    supervised term when labels exist: `normalised_softmax` (at `temperature`) or `ce_triplet`
+    (cross-entropy + batch-hard triplet with `triplet_margin`)."""
     if method not in OBJECTIVES:
         raise RdistillError(f"unknown method {method!r} (known: {', '.join(sorted(OBJECTIVES))})")
     objective = OBJECTIVES[method](settings, targets, temperature)
     if method == "no_distill" or supervised_weight == 0 or not targets.n_classes:
         return objective
-    return Supervised(objective, ClassificationObjective(targets.n_classes, targets.dim, temperature),
-                      supervised_weight)
+    if supervised == "ce_triplet":
+        term = CrossEntropyTriplet(targets.n_classes, targets.dim, triplet_margin)
+    elif supervised == "normalised_softmax":
+        term = ClassificationObjective(targets.n_classes, targets.dim, temperature)
+    else:
+        raise RdistillError(f"unknown supervised term {supervised!r} (known: normalised_softmax, ce_triplet)")
+    return Supervised(objective, term, supervised_weight)
 
 
 @register("csd")

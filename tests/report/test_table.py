@@ -37,3 +37,15 @@ def test_revisited_results_get_easy_medium_hard_columns():
     assert lines[0] == "| model | setting | E mAP | M mAP | H mAP | M mP@10 | notes |"
     assert lines[5].endswith("| 0.450 | 0.450 | 0.450 | 0.500 | 0.90 × whitened teacher mAP |")
     assert results_title(teachers, students).startswith("# Results (revisited protocol")
+
+
+def test_multi_teacher_rows_show_whether_the_teachers_similarities_are_aligned():
+    # Whiten-MTD's premise: whitened teachers' cosine similarities spread alike (isotropic: variance 1/D)
+    teachers = {"t": {"raw": {**scores(0.9), "dim": 64}, "whitened": {**scores(0.8), "dim": 32}}}
+    students = {"mtd": {"method": "whiten_mtd", "arch": "resnet18", "teacher": "t", "teachers": ["t", "u"],
+                        "symmetric": scores(0.66)}}
+    angles = {"t": {"var_cos": 0.0562, "isotropic_var_cos": 0.03125}, "u": {"var_cos": 0.049, "isotropic_var_cos": 0.03125}}
+    ensembles = {"EM": {"teachers": ["t", "u"], "symmetric": scores(0.85),
+                        "diagnostics": {k: {"angles": a} for k, a in angles.items()}}}
+    row = results_table(teachers, students, {}, ensembles).splitlines()[-1]
+    assert row.endswith("| variance of whitened cosines: t 0.056, u 0.049 (isotropic 0.031) |"), row

@@ -105,3 +105,19 @@ def test_supervised_weight_adds_the_students_own_loss_when_labels_exist():
     assert torch.isclose(objective(q, labels, items), expected)
     unlabelled = CachedTargets(t.teachers, t.neighbours, 0, 6)
     assert not hasattr(build("d3still", TrainParams(), unlabelled, 0.5), "classification")
+
+
+def test_the_cross_entropy_and_triplet_supervised_term_is_linear_softmax_plus_batch_hard_triplet():
+    from pipeline.losses.triplet import batch_hard_triplet
+    t = targets()
+    objective = build_objective("fitnet", TrainParams().fitnet, t, 0.05, supervised_weight=2.0,
+                                supervised="ce_triplet", triplet_margin=0.3)
+    q = F.normalize(torch.randn(6, 6), dim=1)
+    labels, items = torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([0, 1, 2, 3, 4, 5])
+    classifier = objective.classification.classifier
+    expected = (fitnet(q, t.teacher[items]) * TrainParams().fitnet.weight
+                + 2.0 * (F.cross_entropy(q @ classifier.weight.T + classifier.bias, labels)
+                         + batch_hard_triplet(q, labels, 0.3)))
+    assert torch.isclose(objective(q, labels, items), expected)
+    plain = build_objective("fitnet", TrainParams().fitnet, t, 0.05, supervised_weight=2.0)
+    assert hasattr(plain.classification, "proxies")  # the default stays the normalised softmax
