@@ -104,6 +104,8 @@ class MineParams(Section):
 class StudentArch(Section):
     arch: str = "resnet18"
     image_size: PositiveInt = 32  # the student's (query) input size; may be lower than the teacher's
+    last_stride: Literal[1, 2] = 2  # 1: the last downsampling removed, a final map twice as large (D3still)
+    random_erasing: float = Field(0.0, ge=0, lt=1)  # probability of erasing a random box of a training input (D3still: 0.5)
 
 
 Share = Annotated[float, Field(gt=0, le=1)]  # a share of training, in (0, 1]

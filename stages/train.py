@@ -12,7 +12,7 @@ from pipeline import layout
 from pipeline.data.cache import DecodedCache
 from pipeline.data.dataset import make_loader
 from pipeline.data.h5 import read_arrays
-from pipeline.data.views import OneViewPerImage, PositivePairs, SeededView, ViewDataset, every_view
+from pipeline.data.views import OneViewPerImage, PositivePairs, RandomlyErased, SeededView, ViewDataset, every_view
 from pipeline.errors import RdistillError
 from pipeline.distributed import Shard, init_from_env, is_main, main_first, rank_and_world
 from pipeline.io import atomic_path, write_json
@@ -98,13 +98,15 @@ def train(name: str, params_path: Path) -> None:
         "params": params.model_dump(), "list_sha256": list_sha, "teacher_sha256": teacher_shas}))
     targets, attrs = load_targets(spec.teachers, list_sha, len(image_list), n_classes, store.file("targets.npy"))
     n_views = attrs.get("views", 1)
-    net = create(p.student.arch, targets.dim)
+    net = create(p.student.arch, targets.dim, p.student.last_stride)
     objective = build_objective(spec.method, spec.settings, targets, p.temperature,
                                 recipe.supervised_weight, recipe.supervised, recipe.triplet_margin)
     key_rows, key_views = every_view(rows, n_views)
     size = p.student.image_size
     views = ViewDataset(image_list.paths, labels, key_rows, key_views, SeededView(size, attrs.get("seed", params.seed)))
     dataset = DecodedCache(views, (3, size, size), p.image_cache_mb, shared=p.workers > 0)
+    if p.student.random_erasing:
+        dataset = RandomlyErased(dataset, p.student.random_erasing)
     rank, world = rank_and_world()
     if pairs_from is not None:
         fusion = getattr(spec.settings, "fusion", "mean")  # contrastive fuses nothing: the mean
@@ -126,6 +128,7 @@ def train(name: str, params_path: Path) -> None:
     if not is_main():
         return
     checkpoint = {"arch": p.student.arch, "dim": targets.dim, "image_size": p.student.image_size,
+                  "last_stride": p.student.last_stride,
                   "method": spec.method, "teacher": spec.gallery, "teachers": spec.teachers,
                   "state_dict": net.cpu().state_dict()}
     with atomic_path(layout.student_weights(name)) as tmp:

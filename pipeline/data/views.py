@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 
-from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader, train_transform
+from pipeline.data.dataset import MEAN_LEVELS, ImageListDataset, eval_transform, make_loader, train_transform
 from pipeline.data.listfile import ImageList
 from pipeline.errors import RdistillError
 
@@ -72,6 +72,24 @@ def item_loader(image_list: ImageList, items: np.ndarray, image_size: int, seed:
     dataset = ViewDataset(image_list.paths, image_list.labels, items % n_rows, items // n_rows,
                           SeededView(image_size, seed, eval_transform(image_size)), image_list.bboxes)
     return make_loader(dataset, batch_size, workers, by_shape=True)
+
+
+class RandomlyErased(Dataset):
+    """Items of another dataset whose 8-bit image has, with `probability`, a random rectangle filled with the
+    mean colour (random erasing, D3still's training augmentation). It acts on the student's input only and
+    is drawn anew every epoch (torch's generator), after the seeded view, so the view still matches its
+    cached teacher feature."""
+
+    def __init__(self, dataset: Dataset, probability: float):
+        self.dataset, self.probability = dataset, probability
+        self.erase = v2.RandomErasing(probability, value=list(MEAN_LEVELS))
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        image, label, item = self.dataset[i]
+        return self.erase(image), label, item
 
 
 def every_view(rows: np.ndarray, n_views: int) -> tuple[np.ndarray, np.ndarray]:

@@ -31,13 +31,47 @@ def trunk_of(classifier: nn.Module, arch: str) -> nn.Module:
     raise RdistillError(f"architecture {arch!r}: no convolutional trunk found (expected .features or a ResNet)")
 
 
+def last_downsampling(trunk: nn.Module, probe: Tensor) -> list[nn.Conv2d]:
+    """The stride-2 convolutions of the block that halves the feature map last: found by running `probe`
+    through the trunk's sequence of blocks (descending into nested sequences), e.g. a ResNet's last
+    stage's first block (its conv and its shortcut), a MobileNet's last stride-2 inverted residual."""
+    block, x = trunk, probe
+    while isinstance(block, nn.Sequential):
+        last = None
+        for child in block:
+            y = child(x)
+            if y.shape[-1] < x.shape[-1]:
+                last, halved_input = child, x
+            x = y
+        if last is None:
+            return []
+        block, x = last, halved_input
+    return [m for m in block.modules() if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
+
+
+def set_last_stride(trunk: nn.Module, arch: str, stride: int) -> None:
+    """Give the trunk's last downsampling `stride` (D3still's students: 1, a final feature map twice as large)."""
+    if stride == 2:
+        return
+    probe = torch.zeros(1, 3, 64, 64)
+    before = trunk.eval()(probe).shape[-1]
+    for conv in last_downsampling(trunk, probe):
+        conv.stride = (stride, stride)
+    if trunk(probe).shape[-1] != 2 * before:
+        raise RdistillError(f"architecture {arch}: last_stride {stride} is not supported (its last downsampling "
+                            f"is no stride-2 convolution)")
+
+
 class RetrievalNet(nn.Module):
     """trunk -> GeM(p) -> optional linear -> l2-normalised descriptor (METHODS §1)."""
 
-    def __init__(self, arch: str, dim: int | None = None, p: float = 3.0):
+    def __init__(self, arch: str, dim: int | None = None, p: float = 3.0, last_stride: int = 2):
         super().__init__()
         self.arch = arch
         self.trunk = backbone_trunk(arch)
+        with torch.no_grad():
+            set_last_stride(self.trunk, arch, last_stride)
+        self.trunk.train()
         self.pool = GeM(p)
         channels = self._trunk_channels()
         self.head = nn.Linear(channels, dim) if dim else nn.Identity()
@@ -55,6 +89,6 @@ class RetrievalNet(nn.Module):
         return l2n(self.head(self.pool(self.trunk(x))))
 
 
-def create(arch: str, dim: int | None = None) -> RetrievalNet:
-    """A retrieval network for a torchvision architecture name."""
-    return RetrievalNet(arch, dim)
+def create(arch: str, dim: int | None = None, last_stride: int = 2) -> RetrievalNet:
+    """A retrieval network for a torchvision architecture name (last_stride 1: the last downsampling removed)."""
+    return RetrievalNet(arch, dim, last_stride=last_stride)

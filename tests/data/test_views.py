@@ -101,3 +101,26 @@ def test_views_reseed_only_the_cpu_generator_and_keep_the_extracted_views(monkey
     monkeypatch.setattr(torch.cuda, "manual_seed", refuse)
     assert torch.equal(SeededView(16, seed=3)(image, 5, 1), expected)
     assert torch.equal(torch.get_rng_state(), before)  # the caller's CPU stream is untouched
+
+
+def test_random_erasing_covers_a_box_of_some_images_with_the_mean_colour_and_leaves_labels():
+    import torch
+
+    from pipeline.data.dataset import MEAN_LEVELS
+    from pipeline.data.views import RandomlyErased
+
+    images = [(torch.full((3, 16, 16), 7, dtype=torch.uint8), i % 2, i) for i in range(40)]
+    torch.manual_seed(0)
+    erased = RandomlyErased(images, probability=0.5)
+    changed = 0
+    for i in range(40):
+        image, label, item = erased[i]
+        assert (label, item) == (i % 2, i)
+        hit = (image != 7).any(0)
+        if hit.any():
+            changed += 1
+            assert image[:, hit].T.tolist() == [list(MEAN_LEVELS)] * int(hit.sum())
+            rows, cols = torch.nonzero(hit, as_tuple=True)
+            assert hit[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()  # one rectangle
+    assert 8 < changed < 32  # about half
+    assert erased.probability == 0.5 and len(erased) == 40
