@@ -51,9 +51,14 @@ class PrepareParams(SourceParams):
     on_bad_image: Literal["fail", "skip"] = "fail"  # skip: leave them out, listed in data/prepared/skipped.csv
 
 
+Pool = Literal["gem", "token", "model"]
+
+
 class TeacherSpec(Section):
-    arch: str
-    weights: str = "train"  # a state_dict path, a torchvision weights name (local cache only), or `train`
+    arch: str  # a torchvision classification model name, or timm/<name>
+    weights: str = "train"  # a state_dict (.pt, .safetensors) path, a torchvision weights name or (timm) `pretrained`
+    # from the local caches, or `train`
+    pool: Pool = "gem"  # gem | token (a timm transformer's CLS token) | model (the timm model's own pooling)
     dim: PositiveInt | None = None  # optional linear layer after GeM
     image_size: PositiveInt = 32  # longer image side fed to the network
 
@@ -104,6 +109,7 @@ class MineParams(Section):
 class StudentArch(Section):
     arch: str = "resnet18"
     image_size: PositiveInt = 32  # the student's (query) input size; may be lower than the teacher's
+    pool: Pool = "gem"  # gem | token | model (timm models), as for teachers
     last_stride: Literal[1, 2] = 2  # 1: the last downsampling removed, a final map twice as large (D3still)
     random_erasing: float = Field(0.0, ge=0, lt=1)  # probability of erasing a random box of a training input (D3still: 0.5)
 

@@ -51,7 +51,8 @@ def evaluate(name: str, params_path: Path) -> str:
     image_list, list_sha = prepared_list()
     weights = layout.student_weights(name)
     checkpoint = load_state_dict(weights)
-    net = create(checkpoint["arch"], checkpoint["dim"], checkpoint.get("last_stride", 2))
+    net = create(checkpoint["arch"], checkpoint["dim"], checkpoint.get("last_stride", 2),
+                 checkpoint.get("pool", "gem"))
     load_strict(net, checkpoint["state_dict"], str(weights))
     rows = np.union1d(image_list.query_rows(), image_list.gallery_rows())
     dataset = ImageListDataset(image_list.paths, image_list.labels, rows, eval_transform(checkpoint["image_size"]),

@@ -38,7 +38,7 @@ def extract(name: str, params_path: Path) -> None:
     seed_everything(params.seed)
     image_list, list_sha = prepared_list()
     weights = layout.teacher_weights(name)
-    net = load_network(weights, spec.arch, spec.dim)
+    net = load_network(weights, spec.arch, spec.dim, spec.pool)
     attrs = {"teacher": name, "arch": spec.arch, "weights_sha256": sha256_file(weights), "scales": p.scales,
              "image_size": spec.image_size, "list_sha256": list_sha, "views": p.views, "seed": params.seed,
              "environment": environment(describe_device(device()))}

@@ -27,7 +27,7 @@ def teacher(name: str, params_path: Path) -> None:
     params = load_params(params_path)
     spec, p = declared(params.teachers, "teachers", name, params_path), params.teacher
     seed_everything(params.seed)
-    net = create(spec.arch, spec.dim)
+    net = create(spec.arch, spec.dim, pool=spec.pool)
     history = []
     if spec.weights == "train":
         image_list, list_sha = prepared_list()

@@ -98,7 +98,7 @@ def train(name: str, params_path: Path) -> None:
         "params": params.model_dump(), "list_sha256": list_sha, "teacher_sha256": teacher_shas}))
     targets, attrs = load_targets(spec.teachers, list_sha, len(image_list), n_classes, store.file("targets.npy"))
     n_views = attrs.get("views", 1)
-    net = create(p.student.arch, targets.dim, p.student.last_stride)
+    net = create(p.student.arch, targets.dim, p.student.last_stride, p.student.pool)
     objective = build_objective(spec.method, spec.settings, targets, p.temperature,
                                 recipe.supervised_weight, recipe.supervised, recipe.triplet_margin)
     key_rows, key_views = every_view(rows, n_views)
@@ -128,7 +128,7 @@ def train(name: str, params_path: Path) -> None:
     if not is_main():
         return
     checkpoint = {"arch": p.student.arch, "dim": targets.dim, "image_size": p.student.image_size,
-                  "last_stride": p.student.last_stride,
+                  "last_stride": p.student.last_stride, "pool": p.student.pool,
                   "method": spec.method, "teacher": spec.gallery, "teachers": spec.teachers,
                   "state_dict": net.cpu().state_dict()}
     with atomic_path(layout.student_weights(name)) as tmp:

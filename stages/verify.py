@@ -42,7 +42,7 @@ def verify(name: str, params_path: Path, sample: int | None = None) -> tuple[str
     here = {"arch": spec.arch, "weights_sha256": sha256_file(weights), "scales": p.scales, "image_size": spec.image_size}
     differs = {key: {"cached": attrs.get(key), "here": value} for key, value in here.items() if attrs.get(key) != value}
 
-    net = load_network(weights, spec.arch, spec.dim)
+    net = load_network(weights, spec.arch, spec.dim, spec.pool)
     # Views are recreated from the seed the cache records, as training recreates them for the student.
     loader = item_loader(image_list, items, spec.image_size, attrs.get("seed", params.seed), p.batch_size, p.workers)
     live = np.empty_like(cached)

@@ -1,4 +1,5 @@
-"""Retrieval networks: any torchvision classification backbone + GeM + optional linear + l2n."""
+"""Retrieval networks: a torchvision classification backbone or a timm model + GeM (or the model's own
+pooling) + optional linear + l2n."""
 from __future__ import annotations
 
 import torch
@@ -7,6 +8,7 @@ from torch import Tensor, nn
 
 from pipeline.errors import RdistillError
 from pipeline.models.pooling import GeM, l2n
+from pipeline.models.timm_trunk import TimmTrunk, is_timm
 
 
 def backbone_trunk(arch: str) -> nn.Module:
@@ -65,14 +67,22 @@ def set_last_stride(trunk: nn.Module, arch: str, stride: int) -> None:
 class RetrievalNet(nn.Module):
     """trunk -> GeM(p) -> optional linear -> l2-normalised descriptor (METHODS §1)."""
 
-    def __init__(self, arch: str, dim: int | None = None, p: float = 3.0, last_stride: int = 2):
+    def __init__(self, arch: str, dim: int | None = None, p: float = 3.0, last_stride: int = 2, pool: str = "gem"):
         super().__init__()
         self.arch = arch
-        self.trunk = backbone_trunk(arch)
-        with torch.no_grad():
-            set_last_stride(self.trunk, arch, last_stride)
-        self.trunk.train()
-        self.pool = GeM(p)
+        if is_timm(arch):
+            if last_stride != 2:
+                raise RdistillError(f"architecture {arch}: last_stride {last_stride} is for torchvision models")
+            self.trunk = TimmTrunk(arch, pool)
+        else:
+            if pool != "gem":
+                raise RdistillError(f"architecture {arch}: pool {pool} needs a timm model (timm/<name>); "
+                                    f"torchvision trunks are pooled with gem")
+            self.trunk = backbone_trunk(arch)
+            with torch.no_grad():
+                set_last_stride(self.trunk, arch, last_stride)
+            self.trunk.train()
+        self.pool = GeM(p) if pool == "gem" else nn.Identity()
         channels = self._trunk_channels()
         self.head = nn.Linear(channels, dim) if dim else nn.Identity()
         self.dim = dim or channels
@@ -89,6 +99,7 @@ class RetrievalNet(nn.Module):
         return l2n(self.head(self.pool(self.trunk(x))))
 
 
-def create(arch: str, dim: int | None = None, last_stride: int = 2) -> RetrievalNet:
-    """A retrieval network for a torchvision architecture name (last_stride 1: the last downsampling removed)."""
-    return RetrievalNet(arch, dim, last_stride=last_stride)
+def create(arch: str, dim: int | None = None, last_stride: int = 2, pool: str = "gem") -> RetrievalNet:
+    """A retrieval network for a torchvision architecture name or timm/<name> (last_stride 1: the last
+    downsampling removed; pool: gem, or a timm model's CLS token or own pooling)."""
+    return RetrievalNet(arch, dim, last_stride=last_stride, pool=pool)

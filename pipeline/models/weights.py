@@ -9,6 +9,7 @@ from torch import nn
 
 from pipeline.errors import RdistillError
 from pipeline.models.backbones import RetrievalNet, create, trunk_of
+from pipeline.models.timm_trunk import TimmTrunk, cached_pretrained, load_timm_weights, timm_state
 
 
 def load_state_dict(path: str | Path) -> dict:
@@ -40,9 +41,9 @@ def load_strict(module: nn.Module, state: dict, source: str) -> None:
     module.load_state_dict(state)
 
 
-def load_network(path: str | Path, arch: str, dim: int | None) -> RetrievalNet:
-    """A RetrievalNet of `arch` (+ linear to `dim`) filled from the state_dict file at `path`."""
-    net = create(arch, dim)
+def load_network(path: str | Path, arch: str, dim: int | None, pool: str = "gem") -> RetrievalNet:
+    """A RetrievalNet of `arch` (+ linear to `dim`, pooled by `pool`) filled from the state_dict file at `path`."""
+    net = create(arch, dim, pool=pool)
     load_strict(net, load_state_dict(path), str(path))
     return net
 
@@ -61,7 +62,18 @@ def cached_torchvision_state(weights_name: str) -> dict:
 
 
 def load_pretrained(net: RetrievalNet, weights: str) -> None:
-    """Fill `net` from a RetrievalNet state_dict, a classifier state_dict file, or a cached torchvision name."""
+    """Fill `net` from a RetrievalNet state_dict, a classifier state_dict file, or a cached torchvision name;
+    a timm trunk from a .safetensors / .pt file or (`pretrained`) the local Hugging Face cache."""
+    if isinstance(net.trunk, TimmTrunk):
+        path = cached_pretrained(net.trunk, net.arch) if weights == "pretrained" else Path(weights)
+        if not path.is_file():
+            raise RdistillError(f"{path}: weights file not found")
+        state = timm_state(path)
+        if any(k.startswith("trunk.") for k in state):
+            load_strict(net, state, str(path))
+        else:
+            load_timm_weights(net.trunk, state, str(path))
+        return
     if Path(weights).suffix in (".pt", ".pth") or Path(weights).exists():
         state, source = load_state_dict(weights), weights
     else:
