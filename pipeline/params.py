@@ -59,6 +59,9 @@ class TeacherSpec(Section):
     weights: str = "train"  # a state_dict (.pt, .safetensors) path, a torchvision weights name or (timm) `pretrained`
     # from the local caches, or `train`
     pool: Pool = "gem"  # gem | token (a timm transformer's CLS token) | model (the timm model's own pooling)
+    features: str | None = None  # features computed elsewhere (HDF5 in rdistill's layout, or .npy): imported by id,
+    # in place of extraction; arch then only names the teacher
+    ids: str | None = None  # with a .npy: a text file of its ids, one per line, in the array's order
     dim: PositiveInt | None = None  # optional linear layer after GeM
     image_size: PositiveInt = 32  # longer image side fed to the network
 

@@ -1,4 +1,5 @@
-"""Stage `extract`: multi-scale GeM features of every listed image by one teacher -> HDF5.
+"""Stage `extract`: multi-scale GeM features of every listed image by one teacher -> HDF5 (or, for a
+teacher declared with `features:`, those features imported in the prepared list's order).
 
 With extract.views = V > 1, the training images' augmented views 1..V−1 are described too
 (items view · N + row, after the N plain images). Under torchrun each rank extracts its share of
@@ -20,6 +21,7 @@ from pipeline.errors import RdistillError
 from pipeline.features.chunks import (ChunkCollector, chunk_count, chunk_length, extraction_items,
                                       pending_positions, write_chunk)
 from pipeline.features.extract import describe
+from pipeline.features.imported import import_features
 from pipeline.io import sha256_file
 from pipeline.models.weights import load_network
 from pipeline.params import load_params
@@ -37,6 +39,11 @@ def extract(name: str, params_path: Path) -> None:
     spec, p = declared(params.teachers, "teachers", name, params_path), params.extract
     seed_everything(params.seed)
     image_list, list_sha = prepared_list()
+    if spec.features:
+        log.info("extract %s: importing %s (computed elsewhere) in the prepared list's order", name, spec.features)
+        import_features(spec.features, spec.ids, image_list.ids, layout.raw_features(name),
+                        {"teacher": name, "arch": spec.arch, "list_sha256": list_sha, "views": 1, "seed": params.seed})
+        return
     weights = layout.teacher_weights(name)
     net = load_network(weights, spec.arch, spec.dim, spec.pool)
     attrs = {"teacher": name, "arch": spec.arch, "weights_sha256": sha256_file(weights), "scales": p.scales,

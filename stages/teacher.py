@@ -26,6 +26,11 @@ def teacher(name: str, params_path: Path) -> None:
     """Write data/teachers/<name>.pt: a trained or loaded teacher network."""
     params = load_params(params_path)
     spec, p = declared(params.teachers, "teachers", name, params_path), params.teacher
+    if spec.features:  # no network here: the marker says where the features come from (extract imports them)
+        with atomic_path(layout.teacher_weights(name)) as tmp:
+            torch.save({"imported_features": spec.features, "ids": spec.ids}, tmp)
+        write_json(layout.metrics("teacher", name), {"arch": spec.arch, "imported_features": spec.features, "history": []})
+        return
     seed_everything(params.seed)
     net = create(spec.arch, spec.dim, pool=spec.pool)
     history = []

@@ -17,7 +17,7 @@ from pipeline.io import sha256_file, write_json
 from pipeline.models.weights import load_network
 from pipeline.params import load_params
 from pipeline.provenance import environment, open_checked_features
-from pipeline.report.verify import environment_changes, verify_summary
+from pipeline.report.verify import environment_changes, environment_line, verify_summary
 from pipeline.runtime import describe_device, device
 from stages.common import declared, prepared_list
 
@@ -28,11 +28,29 @@ def item_label(ids, n_rows: int, item: int) -> str:
     return f"{ids[row]} (row {row}" + (f", view {view})" if view else ")")
 
 
+def verify_imported(name: str, source: str, list_sha: str) -> tuple[str, str | None]:
+    """Imported features cannot be recomputed here: check that the source still is the file imported."""
+    with open_checked_features(layout.raw_features(name), list_sha, name) as cached_rows:
+        imported_sha = cached_rows.attrs.get("source_sha256")
+        cached_env = cached_rows.attrs.get("environment")
+    current = sha256_file(source) if Path(source).is_file() else "missing"
+    metrics = {"teacher": name, "imported": source, "passed": current == imported_sha,
+               "source_sha256": imported_sha, "cached_environment": cached_env}
+    write_json(layout.metrics("verify", name), metrics)
+    text = (f"verify {name}: features imported from {source} (computed with: {environment_line(cached_env)}); "
+            f"nothing to recompute here; the source " + ("is unchanged" if metrics["passed"] else "changed"))
+    failure = None if metrics["passed"] else (f"teacher {name}: {source} is not the file imported (sha256 "
+                                              f"{str(imported_sha)[:12]}…, now {current[:12]}…); rerun extract@{name}")
+    return text, failure
+
+
 def verify(name: str, params_path: Path, sample: int | None = None) -> tuple[str, str | None]:
     """Write metrics/verify/<name>.json; return the summary and, when the cache does not hold, the failure line."""
     params = load_params(params_path)
     spec, p, check = declared(params.teachers, "teachers", name, params_path), params.extract, params.verify
     image_list, list_sha = prepared_list()
+    if spec.features:
+        return verify_imported(name, spec.features, list_sha)
     n_rows, weights = len(image_list), layout.teacher_weights(name)
     with open_checked_features(layout.raw_features(name), list_sha, name) as cached_rows:
         view_rows = cached_rows.view_rows()

@@ -37,6 +37,10 @@ def verify_table(checks: dict[str, dict]) -> str:
     lines = ["| teacher | items | min cosine | mean cosine | max abs diff | computed with | checked with |",
              "|---|---|---|---|---|---|---|"]
     for name, check in sorted(checks.items()):
+        if "imported" in check:
+            lines.append(f"| {name} | imported from {check['imported']}: not recomputed | – | – | – | "
+                         f"{environment_line(check['cached_environment'])} | – |")
+            continue
         lines.append(f"| {name} | {check['items']} | {check['min_cosine']:.6f} | {check['mean_cosine']:.6f} | "
                      f"{check['max_abs_diff']:.1e} | {environment_line(check['cached_environment'])} | "
                      f"{environment_line(check['live_environment'])} |")
