@@ -49,6 +49,11 @@ def plot(kind: str, name: str, suffix: str) -> Path:
     return Path("plots") / kind / f"{name}{suffix}"
 
 
+def export(name: str, suffix: str) -> Path:
+    """An exported student: exports/S.onnx or exports/S.pt (TorchScript)."""
+    return Path("exports") / f"{name}{suffix}"
+
+
 def scratch(stage: str, name: str) -> Path:
     """Resumable partial work of a stage, outside its declared outputs."""
     return Path("data/.partial") / f"{stage}-{name}"

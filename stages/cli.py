@@ -93,6 +93,13 @@ def evaluate_cmd(name: str = typer.Argument(..., help="Student name.")) -> None:
     _echo_if(evaluate(name, state["params"]))
 
 
+@app.command("export")
+def export_cmd(name: str = typer.Argument(..., help="Student name.")) -> None:
+    """Write exports/NAME.onnx and exports/NAME.pt (TorchScript) with the student's preprocessing in their metadata."""
+    from stages.export import export
+    typer.echo(export(name, state["params"]))
+
+
 @app.command("evaluate-teacher")
 def evaluate_teacher_cmd(name: str = typer.Argument(..., help="Teacher name.")) -> None:
     """Score a teacher's raw and whitened features."""

@@ -15,8 +15,7 @@ from pipeline.data.rows import FeatureRows
 from pipeline.features.extract import describe_to_file
 from pipeline.runtime import device
 from pipeline.io import atomic_path, write_json
-from pipeline.models.backbones import create
-from pipeline.models.weights import load_state_dict, load_strict
+from pipeline.models.weights import load_student
 from pipeline.methods import METHODS
 from pipeline.params import load_params
 from pipeline.report.grid import retrieval_grid
@@ -50,10 +49,7 @@ def evaluate(name: str, params_path: Path) -> str:
     p = params.evaluate
     image_list, list_sha = prepared_list()
     weights = layout.student_weights(name)
-    checkpoint = load_state_dict(weights)
-    net = create(checkpoint["arch"], checkpoint["dim"], checkpoint.get("last_stride", 2),
-                 checkpoint.get("pool", "gem"))
-    load_strict(net, checkpoint["state_dict"], str(weights))
+    net, checkpoint = load_student(weights)
     rows = np.union1d(image_list.query_rows(), image_list.gallery_rows())
     dataset = ImageListDataset(image_list.paths, image_list.labels, rows, eval_transform(checkpoint["image_size"]),
                                image_list.bboxes, decode_size=checkpoint["image_size"])

@@ -48,6 +48,17 @@ def load_network(path: str | Path, arch: str, dim: int | None, pool: str = "gem"
     return net
 
 
+def load_student(path: str | Path) -> tuple[RetrievalNet, dict]:
+    """A trained student (data/students/S.pt) and its checkpoint's record: arch, dim, image size, method, teachers."""
+    checkpoint = load_state_dict(path)
+    missing = [k for k in ("arch", "dim", "image_size", "state_dict") if k not in checkpoint]
+    if missing:
+        raise RdistillError(f"{path}: not a student checkpoint (no {missing[0]!r}); rerun its train stage")
+    net = create(checkpoint["arch"], checkpoint["dim"], checkpoint.get("last_stride", 2), checkpoint.get("pool", "gem"))
+    load_strict(net, checkpoint["state_dict"], str(path))
+    return net, checkpoint
+
+
 def cached_torchvision_state(weights_name: str) -> dict:
     """State dict of a torchvision weights enum (e.g. ResNet50_Weights.IMAGENET1K_V2) from the local cache only."""
     try:

@@ -1,0 +1,45 @@
+"""An exported student gives the PyTorch student's descriptors under onnxruntime and TorchScript."""
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+import yaml
+
+from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader
+from pipeline.data.listfile import read_list
+from pipeline.models.backbones import create
+from pipeline.export import onnx_metadata, torchscript_metadata
+from stages.export import export
+from tests import test_resume
+from tests.test_resume import PARAMS
+
+project = test_resume.project  # a prepared list of digit images in a temporary folder
+
+
+def test_onnx_and_torchscript_give_the_students_descriptors_on_real_images(project, monkeypatch):
+    (project / "params.yaml").write_text(yaml.safe_dump({**PARAMS, "students": {"s": {"method": "fitnet", "teacher": "t"}}}))
+    torch.manual_seed(0)
+    net = create("resnet18", 8).eval()
+    (project / "data/students").mkdir(parents=True)
+    torch.save({"arch": "resnet18", "dim": 8, "image_size": 32, "method": "fitnet", "teacher": "t",
+                "state_dict": net.state_dict()}, project / "data/students/s.pt")
+    monkeypatch.chdir(project)
+    message = export("s", Path("params.yaml"))
+    assert message == "exported s (resnet18, 8-d): exports/s.onnx and exports/s.pt"
+    image_list = read_list(project / "data/prepared/list.csv")
+    loader = make_loader(ImageListDataset(image_list.paths, image_list.labels, np.arange(12), eval_transform(32)), 6, 0)
+    session = onnxruntime.InferenceSession(str(project / "exports/s.onnx"))
+    scripted = torch.jit.load(str(project / "exports/s.pt"))
+    for images, _, _ in loader:
+        with torch.no_grad():
+            expected = net(images).numpy()
+            traced = scripted(images).numpy()
+        onnx_out = session.run(None, {"images": images.numpy()})[0]
+        assert np.abs(onnx_out - expected).max() <= 1e-4 and np.abs(traced - expected).max() <= 1e-4
+    small = torch.randn(3, 3, 24, 40)  # any batch and image size
+    assert session.run(None, {"images": small.numpy()})[0].shape == (3, 8) and scripted(small).shape == (3, 8)
+    meta = onnx_metadata(project / "exports/s.onnx")
+    assert meta == torchscript_metadata(project / "exports/s.pt")
+    assert (meta["image_size"], meta["dim"], meta["scales"], meta["l2_normalised"]) == (32, 8, [1.0], True)
+    assert meta["mean"] == [0.485, 0.456, 0.406] and meta["pooling"] == "GeM p=3"
