@@ -54,6 +54,11 @@ def export(name: str, suffix: str) -> Path:
     return Path("exports") / f"{name}{suffix}"
 
 
+def search_cache(name: str) -> Path:
+    """`rdistill search`'s gallery descriptors and index for a student (outside the pipeline's outputs)."""
+    return Path("data/search") / name
+
+
 def scratch(stage: str, name: str) -> Path:
     """Resumable partial work of a stage, outside its declared outputs."""
     return Path("data/.partial") / f"{stage}-{name}"

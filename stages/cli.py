@@ -100,6 +100,20 @@ def export_cmd(name: str = typer.Argument(..., help="Student name.")) -> None:
     typer.echo(export(name, state["params"]))
 
 
+@app.command("search")
+def search_cmd(
+    name: str = typer.Argument(..., help="Student name."),
+    gallery: Path = typer.Option(..., "--gallery", help="Folder of images to search (recursively)."),
+    query: Path = typer.Option(..., "--query", help="Query image."),
+    top: int = typer.Option(10, "--top", min=1, help="Hits to show."),
+    as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
+    grid: Path = typer.Option(None, "--grid", help="Where to write the grid PNG (default data/search/NAME/QUERY.png)."),
+) -> None:
+    """Top hits for a query image among a folder's images, with the student (gallery described once, then cached)."""
+    from stages.search import search
+    typer.echo(search(name, state["params"], gallery, query, top, as_json, grid))
+
+
 @app.command("evaluate-teacher")
 def evaluate_teacher_cmd(name: str = typer.Argument(..., help="Teacher name.")) -> None:
     """Score a teacher's raw and whitened features."""

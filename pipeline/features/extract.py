@@ -50,9 +50,10 @@ def describe(net: torch.nn.Module, batches: Iterable, scales: Sequence[float], n
 
 
 def describe_to_file(net: torch.nn.Module, batches: Iterable, scales: Sequence[float], ids, n_described: int,
-                     device: torch.device, path, desc: str = "extract") -> None:
+                     device: torch.device, path, desc: str = "extract", attrs: dict | None = None) -> None:
     """Write the descriptors of the batches' rows into a feature file at `path` (rows indexed as `ids`,
-    unvisited rows left zero), batch by batch: memory holds one batch, whatever the number of rows."""
-    with feature_writer(path, ids, {"described_rows": n_described}) as writer:
+    unvisited rows left zero; `attrs` recorded with it), batch by batch: memory holds one batch, whatever
+    the number of rows."""
+    with feature_writer(path, ids, {"described_rows": n_described, **(attrs or {})}) as writer:
         for rows, feats in describe(net, batches, scales, n_described, device, desc):
             writer.write(rows, feats)

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw, ImageOps
 from pipeline.data.decode import load_rgb
 from pipeline.data.listfile import BBox
 
-QUERY, CORRECT, WRONG = (40, 90, 220), (30, 170, 60), (210, 40, 40)
+QUERY, CORRECT, WRONG, UNJUDGED = (40, 90, 220), (30, 170, 60), (210, 40, 40), (150, 150, 150)
 
 
 def tile(path: Path, size: int, frame: tuple[int, int, int], bbox: BBox | None = None, border: int = 3) -> Image.Image:
@@ -24,8 +24,9 @@ def tile(path: Path, size: int, frame: tuple[int, int, int], bbox: BBox | None =
 
 
 def retrieval_grid(queries: Sequence[tuple[Path, BBox | None]], results: Sequence[Sequence[Path]],
-                   correct: Sequence[Sequence[bool]], size: int = 72, gap: int = 4) -> Image.Image:
-    """One row per query: the query (blue frame), then its ranked results (green correct, red wrong)."""
+                   correct: Sequence[Sequence[bool | None]], size: int = 72, gap: int = 4) -> Image.Image:
+    """One row per query: the query (blue frame), then its ranked results (green correct, red wrong, grey
+    where no ground truth says)."""
     columns = 1 + max(len(r) for r in results)
     grid = Image.new("RGB", (columns * (size + gap) + gap, len(queries) * (size + gap) + gap), (255, 255, 255))
     draw = ImageDraw.Draw(grid)
@@ -33,6 +34,7 @@ def retrieval_grid(queries: Sequence[tuple[Path, BBox | None]], results: Sequenc
         y = gap + i * (size + gap)
         grid.paste(tile(query, size, QUERY, bbox), (gap, y))
         for j, (path, hit) in enumerate(zip(ranked, hits, strict=True)):
-            grid.paste(tile(path, size, CORRECT if hit else WRONG), (gap + (j + 1) * (size + gap), y))
+            frame = UNJUDGED if hit is None else CORRECT if hit else WRONG
+            grid.paste(tile(path, size, frame), (gap + (j + 1) * (size + gap), y))
         draw.line([(size + gap * 1.5, y), (size + gap * 1.5, y + size)], fill=(0, 0, 0), width=1)
     return grid
