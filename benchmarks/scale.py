@@ -138,7 +138,7 @@ def main(rows: list[int] = typer.Option([100_000], help="training rows; repeat f
          gallery: int = typer.Option(1_000_000, help="gallery rows G of the evaluation ranking"),
          dim: int = 2048, work: Path = typer.Option(RESULTS / "scale-work", help="scratch folder for the data"),
          results: Path = typer.Option(RESULTS, help="folder of scale.json and scale.png"),
-         draw: bool = typer.Option(True, "--plot/--no-plot", help="draw scale.png (needs matplotlib: .[bench])")) -> None:
+         draw: bool = typer.Option(True, "--plot/--no-plot", help="draw scale.png")) -> None:
     """Run every stage at each --rows and append the figures to <results>/scale.json."""
     results.mkdir(parents=True, exist_ok=True)
     result_path = results / "scale.json"

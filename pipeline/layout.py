@@ -65,3 +65,4 @@ def scratch(stage: str, name: str) -> Path:
 
 
 REPORT = Path("reports/results.md")
+TRADEOFF = Path("plots/tradeoff.png")  # mAP against GFLOPs per image, every model

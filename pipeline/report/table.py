@@ -38,29 +38,51 @@ def teacher_alignment(ensembles: dict[str, dict]) -> str:
     return ""
 
 
+COST_COLUMNS = ("params (M)", "GFLOPs", "ms/image")
+
+
+def cost_cells(cost: dict | None) -> list[str]:
+    """The cost columns of one row ("–" where the cost is unknown, e.g. an imported teacher)."""
+    if not cost:
+        return ["–"] * len(COST_COLUMNS)
+    return [f"{cost['params_m']:.1f}", f"{cost['gflops']:.3f}", f"{cost['ms_per_image']:.1f}"]
+
+
+def summed_cost(costs: dict[str, dict], names: list[str]) -> dict | None:
+    """Several models' costs added (an ensemble mean runs every teacher), None if one is unknown."""
+    if not all(n in costs for n in names):
+        return None
+    return {key: sum(costs[n][key] for n in names) for key in ("params_m", "gflops", "ms_per_image")}
+
+
 def results_table(teachers: dict[str, dict], students: dict[str, dict], training: dict[str, dict],
-                  ensembles: dict[str, dict] | None = None) -> str:
-    """Markdown table from metrics/eval_teacher, metrics/eval, metrics/train and metrics/eval_ensemble contents.
+                  ensembles: dict[str, dict] | None = None, costs: dict[str, dict] | None = None) -> str:
+    """Markdown table from metrics/eval_teacher, metrics/eval, metrics/train and metrics/eval_ensemble contents,
+    with cost columns when `costs` (per teacher and student name: pipeline.report.cost.model_cost) are given.
 
     Rows: teachers (raw, whitened), ensemble means, the no-distill reference, then every method.
     """
     columns = REVISITED_COLUMNS if protocol_of(teachers, students) == "revisited" else CLASS_COLUMNS
+    shown_costs = list(COST_COLUMNS) if costs else []
 
-    def row(model: str, setting: str, scores: dict, notes: str = "") -> str:
+    def row(model: str, setting: str, scores: dict, notes: str = "", cost: dict | None = None) -> str:
         flat = cells(scores)
-        text = " | ".join(f"{flat[c]:.3f}" if c in flat else "–" for c in columns)
+        text = " | ".join([f"{flat[c]:.3f}" if c in flat else "–" for c in columns] + (cost_cells(cost) if costs else []))
         return f"| {model} | {setting} | {text} | {notes} |"
 
-    lines = [f"| model | setting | {' | '.join(columns)} | notes |", "|---|---|" + "---|" * len(columns) + "---|"]
+    costs = costs or {}
+    header = [*columns, *shown_costs]
+    lines = [f"| model | setting | {' | '.join(header)} | notes |", "|---|---|" + "---|" * len(header) + "---|"]
     for name, result in sorted(teachers.items()):
-        lines.append(row(f"teacher {name}", f"raw ({result['raw']['dim']}-d)", result["raw"]))
-        lines.append(row(f"teacher {name}", f"whitened ({result['whitened']['dim']}-d)", result["whitened"]))
+        lines.append(row(f"teacher {name}", f"raw ({result['raw']['dim']}-d)", result["raw"], cost=costs.get(name)))
+        lines.append(row(f"teacher {name}", f"whitened ({result['whitened']['dim']}-d)", result["whitened"],
+                         cost=costs.get(name)))
     for name, result in sorted((ensembles or {}).items()):
         mrr = {k: d["view_mrr"] for k, d in result.get("diagnostics", {}).items() if "view_mrr" in d}
         notes = (f"MRR of plain image vs its view: {name} {mrr.pop(name):.3f} ("
                  + ", ".join(f"{k} {v:.3f}" for k, v in mrr.items()) + ")") if name in mrr else ""
         lines.append(row(f"{name} ({' + '.join(result['teachers'])})", "ensemble mean of whitened similarities",
-                         result["symmetric"], notes))
+                         result["symmetric"], notes, summed_cost(costs, result["teachers"])))
     references = [cells(r["symmetric"])["mAP"] for r in students.values() if r["method"] == "no_distill"]
     alignment = teacher_alignment(ensembles or {})
     for name, result in sorted(students.items(), key=lambda kv: (kv[1]["method"] != "no_distill", kv[0])):
@@ -72,10 +94,11 @@ def results_table(teachers: dict[str, dict], students: dict[str, dict], training
         if len(sources) > 1 and alignment:
             notes.append(alignment)
         model = f"{name} ({result['arch']}, {result['method']}" + (f" from {' + '.join(sources)})" if len(sources) > 1 else ")")
-        lines.append(row(model, "symmetric", result["symmetric"], "; ".join(notes)))
+        lines.append(row(model, "symmetric", result["symmetric"], "; ".join(notes), costs.get(name)))
         if "asymmetric" in result:
             teacher = teachers.get(result["teacher"], {}).get("whitened")
             ratio = (f"{cells(result['asymmetric'])['mAP'] / cells(teacher)['mAP']:.2f} × whitened teacher mAP"
                      if teacher and cells(teacher)["mAP"] else "")
-            lines.append(row(model, f"asymmetric (→ {result['teacher']} gallery)", result["asymmetric"], ratio))
+            lines.append(row(model, f"asymmetric (→ {result['teacher']} gallery)", result["asymmetric"], ratio,
+                             costs.get(name)))
     return "\n".join(lines) + "\n"
