@@ -73,7 +73,8 @@ def test_repro_runs_every_stage_and_writes_the_table(repo):
     expected = {"prepare", "teacher@r18", "teacher@mnv3", "extract@r18", "extract@mnv3", "whiten@r18",
                 "whiten@mnv3", "mine@r18", "mine@mnv3", "train@csd", "train@no_distill", "train@d3", "evaluate@csd",
                 "evaluate@no_distill", "evaluate@d3", "evaluate-teacher@r18", "evaluate-teacher@mnv3", "report",
-                "train-multi@mtd", "evaluate-multi@mtd", "evaluate-em", *VERIFY}
+                "train-multi@mtd", "evaluate-multi@mtd", "evaluate-em", *VERIFY, "export@csd", "export@no_distill",
+                "export@d3", "export-multi@mtd"}
     assert ran_stages(out) == expected
     table = (root / "reports/results.md").read_text()
     assert "teacher r18" in table and "asymmetric" in table and "no_distill" in table
@@ -102,6 +103,9 @@ def test_repro_runs_every_stage_and_writes_the_table(repo):
     checked = json.loads((root / "metrics/verify/mnv3.json").read_text())
     assert checked["passed"] and checked["min_cosine"] > 0.99999 and checked["views"] == 32
     assert "## Cached features recomputed on this machine" in table and "| mnv3 | 64 | " in table
+    assert "| params (M) | GFLOPs | ms/image |" in table and "![mAP against GFLOPs per image](../plots/tradeoff.png)" in table
+    assert (root / "plots/tradeoff.png").stat().st_size > 0 and "plots/tradeoff.png" in shown
+    assert (root / "exports/csd.onnx").stat().st_size > 0 and (root / "exports/mtd.pt").stat().st_size > 0
 
 
 @pytest.mark.slow
@@ -113,7 +117,7 @@ def test_changing_a_train_parameter_reruns_only_downstream_stages(repo):
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert set(json.loads(sh("dvc", "status", "--json", cwd=root))) == {"train@csd", *VERIFY}
     out = sh("dvc", "repro", cwd=root)
-    assert ran_stages(out) == {"train@csd", "evaluate@csd", "report", *VERIFY}
+    assert ran_stages(out) == {"train@csd", "evaluate@csd", "export@csd", "report", *VERIFY}
     assert "Stage 'extract@r18' didn't change, skipping" in out
 
 
@@ -126,9 +130,12 @@ def lock_hashes(root: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_forced_rerun_is_bit_identical_on_cpu(repo):
+    # every stage the CSD student's scores come from, run again: prepare, teacher, extract, whiten, mine,
+    # train and evaluate (the other students and teacher repeat the same code)
     root, _ = repo
     before = lock_hashes(root)
-    sh("dvc", "repro", "-f", cwd=root)
+    out = sh("dvc", "repro", "-f", "evaluate@csd", cwd=root)
+    assert {"prepare", "teacher@r18", "extract@r18", "whiten@r18", "mine@r18", "train@csd", "evaluate@csd"} <= ran_stages(out)
     after = lock_hashes(root)
     assert before == after
     assert any(path.startswith("data/features/") for path in after) and "data/students/csd.pt" in after
