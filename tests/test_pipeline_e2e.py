@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,28 @@ def test_cached_views_are_the_teachers_features_of_the_seeded_views(repo):
         assert not np.allclose(features.views[0, j], features.features[row], atol=1e-3)
     whitened = read_features(root / "data/whitened/r18.h5")
     assert whitened.views.shape == (1, 120, 8)
+
+
+@pytest.mark.slow
+def test_a_queued_experiment_runs_and_shows_beside_the_workspace(repo):
+    """The README's sweep, the DVC way: queue an experiment, start the queue, compare with `dvc exp show`."""
+    root, _ = repo
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "commit", "-qm", "before the sweep", "--allow-empty", cwd=root)
+    sh("dvc", "exp", "run", "--queue", "-S", "train.csd.k=6", "-n", "csd-k6", cwd=root)
+    sh("dvc", "queue", "start", cwd=root)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        status = sh("dvc", "queue", "status", cwd=root)
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    assert "Success" in status, status
+    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=root))
+    experiments = [e for rev in shown for e in (rev.get("experiments") or [])]
+    runs = [r for e in experiments for r in (e.get("revs") or [])]
+    (k6,) = [r for r in runs if r.get("name") == "csd-k6"]
+    data = k6["data"]
+    assert data["params"]["params.yaml"]["data"]["train"]["csd"]["k"] == 6
+    assert 0 < data["metrics"]["metrics/eval/csd.json"]["data"]["asymmetric"]["mAP"] <= 1
+    assert yaml.safe_load((root / "params.yaml").read_text())["train"]["csd"]["k"] == 4  # the workspace keeps its own
