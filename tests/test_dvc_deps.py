@@ -1,6 +1,7 @@
 """dvc.yaml follows the code: every project module a stage can import is among its deps, and every
 params section it reads is among its params, so `dvc repro` reruns each stage whose code changed."""
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -143,3 +144,53 @@ def test_an_edited_module_reruns_exactly_the_stages_that_import_it():
         if rerun != running:
             wrong[module] = {"needlessly rerun": sorted(rerun - running), "stale": sorted(running - rerun)}
     assert not wrong, f"dvc.yaml deps do not follow the imports: {wrong}"
+
+
+@pytest.mark.slow
+def test_dvc_status_marks_exactly_the_stages_whose_imports_hold_an_edited_module(tmp_path):
+    """The same promise asked of DVC itself: in a copy of the project whose every output exists and is
+    committed, editing one library module makes `dvc status` list exactly the stages that import it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from dvc.repo import Repo
+
+    for entry in ("pipeline", "stages"):
+        shutil.copytree(PROJECT / entry, tmp_path / entry, ignore=shutil.ignore_patterns("__pycache__"))
+    for entry in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(PROJECT / entry, tmp_path / entry)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+
+    def run(*cmd):
+        result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"{cmd}: {result.stderr[-2000:]}"
+        return result.stdout
+
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    with Repo(tmp_path) as repo:  # every declared output and data dependency, as a placeholder file or folder
+        for stage in repo.index.stages:
+            for item in [*stage.outs, *stage.deps]:
+                path = Path(item.fs_path)
+                if path.exists():  # the code, and outputs already made
+                    continue
+                if path.suffix:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text("{}\n")
+                else:
+                    path.mkdir(parents=True, exist_ok=True)
+    always = {name for name, spec in STAGES.items() if spec.get("always_changed")}
+
+    def changed() -> set[str]:
+        status = json.loads(run("dvc", "status", "--json"))
+        return {name.split("@")[0] for name in status if name.split("@")[0] not in always}
+
+    trees = {stage: import_tree(stage_entries()[spec["cmd"].split()[1]]) for stage, spec in STAGES.items()}
+    for module in ("pipeline/losses/triplet.py", "pipeline/data/views.py"):  # train only; several stages
+        run("dvc", "commit", "-f", "-q")
+        with open(tmp_path / module, "a") as f:
+            f.write("\n# edited\n")
+        expected = {stage for stage, tree in trees.items() if module in tree} - always
+        assert changed() == expected, module
