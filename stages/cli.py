@@ -25,6 +25,8 @@ def main_options(
     state["params"], state["debug"] = params, debug
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its CPU-feature probing is noise to users
+    for exporter in ("onnx_ir", "onnxscript", "torch.onnx"):  # the ONNX exporter's passes, one line each
+        logging.getLogger(exporter).setLevel(logging.WARNING)
 
 
 # Stage modules are imported inside each command: they pull in torch and faiss (seconds), which
