@@ -20,7 +20,7 @@ RDISTILL = str(Path(sys.executable).parent / "rdistill")
 
 PARAMS = {
     "prepare": {"limit": 160, "n_train": 80},
-    "teachers": {"t": {"arch": "resnet18", "image_size": 64}},
+    "teachers": {"t": {"arch": "resnet18", "image_size": 32}},
     "extract": {"scales": [1.0, 0.5], "batch_size": 8, "chunk_size": 16},
 }
 
@@ -110,7 +110,7 @@ def fake_teacher_cache(project: Path, dim: int = 8, k: int = 4) -> None:
 
 def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(project):
     # weight averaging over epochs 3 and 6: the running average is part of the resumed state too
-    params = {**PARAMS, "train": {"student": {"arch": "resnet18", "image_size": 32},
+    params = {**PARAMS, "train": {"student": {"arch": "resnet18", "image_size": 16},
                                   "override": {"epochs": 6, "batch_size": 16, "average": [0.5, 1.0]},
                                   "csd": {"k": 4, "variant": "kl"}},
               "mine": {"k": 4}, "students": {"s": {"method": "csd", "teacher": "t"}}}
