@@ -188,9 +188,9 @@ def test_dvc_status_marks_exactly_the_stages_whose_imports_hold_an_edited_module
         return {name.split("@")[0] for name in status if name.split("@")[0] not in always}
 
     trees = {stage: import_tree(stage_entries()[spec["cmd"].split()[1]]) for stage, spec in STAGES.items()}
-    for module in ("pipeline/losses/triplet.py", "pipeline/data/views.py"):  # train only; several stages
-        run("dvc", "commit", "-f", "-q")
-        with open(tmp_path / module, "a") as f:
-            f.write("\n# edited\n")
-        expected = {stage for stage, tree in trees.items() if module in tree} - always
-        assert changed() == expected, module
+    run("dvc", "commit", "-f", "-q")
+    module = "pipeline/data/views.py"  # imported by extraction, verification and training, not by the rest
+    with open(tmp_path / module, "a") as f:
+        f.write("\n# edited\n")
+    expected = {stage for stage, tree in trees.items() if module in tree} - always
+    assert len(expected) > 1 and changed() == expected

@@ -14,33 +14,9 @@ from tests.data.importers.test_importers import write_revisited
 RDISTILL = str(Path(sys.executable).parent / "rdistill")
 
 
-def test_evaluate_prints_easy_medium_hard_in_the_papers_layout(tmp_path):
-    write_revisited(tmp_path / "roxford")
-    params = {"prepare": {"source": "revisited", "root": str(tmp_path / "roxford"), "name": "roxford5k"},
-              "teachers": {"t": {"arch": "resnet18"}}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    subprocess.run([RDISTILL, "prepare"], cwd=tmp_path, check=True, capture_output=True)
-    prepared = read_list(tmp_path / "data/prepared/list.csv")
-    assert prepared.bboxes[4] == (2.0, 3.0, 20.5, 25.0)  # the query is cropped to its bbx
-    torch.manual_seed(0)
-    net = create("resnet18", 8)
-    checkpoint = {"arch": "resnet18", "dim": 8, "image_size": 32, "method": "no_distill", "teacher": "t",
-                  "state_dict": net.state_dict()}
-    (tmp_path / "data/students").mkdir(parents=True)
-    torch.save(checkpoint, tmp_path / "data/students/s.pt")
-    result = subprocess.run([RDISTILL, "evaluate", "s"], cwd=tmp_path, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == "symmetric"
-    assert re.fullmatch(r">> roxford5k: mAP E: \d+\.\d\d, M: \d+\.\d\d, H: \d+\.\d\d", lines[1])
-    assert re.fullmatch(r">> roxford5k: mP@k\[1, 5, 10\] E: \[[\d. ]+\], M: \[[\d. ]+\], H: \[[\d. ]+\]", lines[2])
-    # query 0 has no hard positive: only query 1 counts in Hard
-    assert '"queries": 1' in (tmp_path / "metrics/eval/s.json").read_text()
-
-
 def test_revisited_scores_equal_a_loop_over_the_students_own_descriptors(tmp_path):
-    """The printed and stored E/M/H mAP are the benchmark's AP (METHODS §7), computed here by loops from the
-    student's descriptors of the gallery and of the cropped queries."""
+    """`rdistill evaluate` prints E/M/H in the papers' layout, and the printed and stored mAP are the benchmark's
+    AP (METHODS §7), computed here by loops from the student's descriptors of the gallery and the cropped queries."""
     import json
 
     from pipeline.data.dataset import eval_transform, normalize_batch
@@ -59,6 +35,7 @@ def test_revisited_scores_equal_a_loop_over_the_students_own_descriptors(tmp_pat
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     subprocess.run([RDISTILL, "prepare"], cwd=tmp_path, check=True, capture_output=True)
     prepared = read_list(tmp_path / "data/prepared/list.csv")
+    assert prepared.bboxes[4] == (2.0, 3.0, 20.5, 25.0)  # the query is cropped to its bbx
     torch.manual_seed(1)
     net = create("resnet18", 8).eval()
     (tmp_path / "data/students").mkdir(parents=True)
@@ -66,7 +43,12 @@ def test_revisited_scores_equal_a_loop_over_the_students_own_descriptors(tmp_pat
                 "state_dict": net.state_dict()}, tmp_path / "data/students/s.pt")
     result = subprocess.run([RDISTILL, "evaluate", "s"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "symmetric"
+    assert re.fullmatch(r">> roxford5k: mAP E: \d+\.\d\d, M: \d+\.\d\d, H: \d+\.\d\d", lines[1])
+    assert re.fullmatch(r">> roxford5k: mP@k\[1, 5, 10\] E: \[[\d. ]+\], M: \[[\d. ]+\], H: \[[\d. ]+\]", lines[2])
     stored = json.loads((tmp_path / "metrics/eval/s.json").read_text())["symmetric"]
+    assert stored["hard"]["queries"] == 1  # query 0 has no hard positive: only query 1 counts in Hard
 
     def descriptor(row):
         image = load_rgb(prepared.paths[row])
