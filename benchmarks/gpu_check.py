@@ -54,7 +54,9 @@ def fetch_wheels(python: str) -> None:
 def run_cuda_tests(dry_run: bool, log: Path) -> dict:
     """`pytest -m cuda`: its exit status, its summary line and the skip reasons."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    args = [sys.executable, "-m", "pytest", "-m", "cuda", "tests/test_cuda.py", "-q", "-rs", "-p", "no:cacheprovider"]
+    # -o addopts=: the project's parallel run (pytest-xdist) is not installed on the GPU machine, nor needed here
+    args = [sys.executable, "-m", "pytest", "-o", "addopts=", "-m", "cuda", "tests/test_cuda.py", "-q", "-rs",
+            "-p", "no:cacheprovider"]
     if dry_run:  # the test bodies on the CPU; the demo pipeline is left out (minutes on a small CPU)
         env["RDISTILL_CUDA_TESTS_ON_CPU"] = "1"
         args += ["-k", "not demo"]
