@@ -49,7 +49,7 @@ def teacher_cmd(name: str = typer.Argument(..., help="Teacher name declared unde
 
 @app.command("extract")
 def extract_cmd(name: str = typer.Argument(..., help="Teacher name declared under `teachers:`.")) -> None:
-    """Multi-scale GeM features of every listed image -> data/features/NAME.h5."""
+    """Multi-scale GeM features of every listed image (or a teacher's imported features) -> data/features/NAME.h5."""
     from stages.extract import extract
     extract(name, state["params"])
 
