@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 
 from pipeline.errors import RdistillError
-from pipeline.index.search import EXACT_BELOW, ROWS_PER_LIST, auto_nprobe, new_index, set_nprobe, to_gpu_if_available
+from pipeline.index.search import EXACT_BELOW, ROWS_PER_LIST, auto_nprobe, new_index, set_nprobe
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
@@ -50,8 +50,8 @@ def gallery_index(feats: np.ndarray) -> faiss.Index:
 
 
 def top_hits(index: faiss.Index, query: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, gallery positions) of the `top` best gallery images for one query descriptor (D,)."""
-    scores, ids = to_gpu_if_available(index).search(np.ascontiguousarray(query[None], dtype=np.float32),
-                                                     min(top, index.ntotal))
+    """(scores, gallery positions) of the `top` best gallery images for one query descriptor (D,), searched
+    where the index lives (load_index already moves a cached one to the GPUs; one query needs no copy)."""
+    scores, ids = index.search(np.ascontiguousarray(query[None], dtype=np.float32), min(top, index.ntotal))
     keep = ids[0] >= 0
     return scores[0][keep], ids[0][keep]
