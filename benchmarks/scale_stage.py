@@ -37,7 +37,7 @@ def train_targets(batch: int = 512, reference_rows: int = 400_000) -> dict:
     from pipeline.data.views import OneViewPerImage, every_view
     from pipeline.train.objectives import gather_rows
     from stages.common import prepared_list
-    from stages.train import load_targets
+    from pipeline.train.targets import load_targets
     image_list, list_sha = prepared_list()
     rows = image_list.train_rows()
     n_views = 2

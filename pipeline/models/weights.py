@@ -8,6 +8,7 @@ import torchvision
 from torch import nn
 
 from pipeline.errors import RdistillError
+from pipeline.io import atomic_path
 from pipeline.models.backbones import RetrievalNet, create, trunk_of
 from pipeline.models.timm_trunk import TimmTrunk, cached_pretrained, load_timm_weights, timm_state
 
@@ -57,6 +58,13 @@ def load_student(path: str | Path) -> tuple[RetrievalNet, dict]:
     net = create(checkpoint["arch"], checkpoint["dim"], checkpoint.get("last_stride", 2), checkpoint.get("pool", "gem"))
     load_strict(net, checkpoint["state_dict"], str(path))
     return net, checkpoint
+
+
+def save_student(path: str | Path, net: nn.Module, record: dict) -> None:
+    """Write a trained student as load_student reads it: its record (arch, dim, image size, method, teachers)
+    and the network's weights, atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({**record, "state_dict": net.cpu().state_dict()}, tmp)
 
 
 def cached_torchvision_state(weights_name: str) -> dict:

@@ -6,18 +6,22 @@ operating system shares its pages between DDP ranks on a node and a batch costs 
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
 
+from pipeline import layout
 from pipeline.data.h5 import read_arrays
 from pipeline.data.rows import spans
+from pipeline.distributed import main_first
 from pipeline.errors import RdistillError
 from pipeline.io import atomic_path
 from pipeline.losses.whiten_mtd import fused_nearest
-from pipeline.provenance import require_match
+from pipeline.provenance import open_checked_features, require_match
+from pipeline.train.objectives import CachedTargets
 
 NEIGHBOUR_BLOCK = 65536  # rows of mined neighbours read at a time
 PARTNER_BLOCK = 16384  # anchors whose partners are chosen at a time (memory: block × candidates × T × D floats)
@@ -103,3 +107,36 @@ def pair_partners(table: torch.Tensor, rows: np.ndarray, candidates: np.ndarray,
                              rule, generator)
         partners[start:start + len(anchors)] = np.searchsorted(rows, cand[np.arange(len(cand)), best.numpy()])
     return partners
+
+
+def load_neighbours(teacher: str, list_sha: str, weights_sha: str, n_rows: int) -> np.ndarray:
+    """(N, K) mined neighbour rows of a teacher, −1 for rows that were not mined."""
+    return read_neighbours(layout.neighbours(teacher), n_rows, {"list_sha256": list_sha, "weights_sha256": weights_sha})
+
+
+def load_targets(teachers: list[str], list_sha: str, n_rows: int, n_classes: int, path: Path) -> tuple[CachedTargets, dict]:
+    """Cached whitened features of every item by each teacher, memory-mapped from one target file at `path`
+    (written here from the teachers' whitened files when absent), and the first teacher's neighbours."""
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(open_checked_features(layout.whitened_features(t), list_sha, t)) for t in teachers]
+        attrs = files[0].attrs
+        sources = teacher_targets(files, n_rows)
+        main_first(lambda: None if path.is_file() else write_targets(path, sources, n_rows, files[0].n_views))
+    neighbours = load_neighbours(teachers[0], list_sha, attrs["weights_sha256"], n_rows)
+    stacked = torch.from_numpy(open_targets(path))
+    return CachedTargets(stacked, torch.from_numpy(neighbours), n_classes, stacked.shape[-1], attrs["weights_sha256"]), attrs
+
+
+def partners_of(mode: str, targets: CachedTargets, teachers: list[str], teacher_shas: list[str], list_sha: str,
+                rows: np.ndarray, fusion: str, seed: int) -> np.ndarray | None:
+    """For pairs from mined neighbours: each training row's partner (a position in `rows`) among every
+    teacher's few nearest mined neighbours, by the teachers' similarities fused as the method fuses them
+    (teacher_shas: each teacher's weights, from its whitened file); None for other pairings."""
+    if mode != "neighbours":
+        return None
+    candidates = [targets.neighbours.numpy()]
+    for t, weights_sha in zip(teachers[1:], teacher_shas[1:]):
+        candidates.append(load_neighbours(t, list_sha, weights_sha, targets.n_rows))
+    width = min(5, *(c.shape[1] for c in candidates))  # each teacher's few nearest
+    return pair_partners(targets.teachers, rows, np.concatenate([c[rows, :width] for c in candidates], axis=1),
+                         fusion, torch.Generator().manual_seed(seed))

@@ -1,0 +1,56 @@
+"""The student's training batches: seeded views of the training rows, one per image or in positive pairs,
+cut into full batches and shared between the DDP ranks."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import DataLoader
+
+from pipeline.data.cache import DecodedCache
+from pipeline.data.dataset import make_loader
+from pipeline.data.views import OneViewPerImage, PositivePairs, RandomlyErased, SeededView, ViewDataset, every_view
+from pipeline.distributed import Shard
+from pipeline.errors import RdistillError
+
+
+def check_batch(name: str, method: str, batch_size: int, n_train: int, world: int, d3still_k: int) -> None:
+    """Refuse a batch size that training cannot use: above the training set, not shared evenly by the
+    ranks, or shorter than D3still's lists."""
+    if batch_size > n_train:
+        raise RdistillError(f"student {name}: recipe batch_size {batch_size} is larger than the "
+                            f"{n_train} training images (every batch is full)")
+    if batch_size % world:
+        raise RdistillError(f"student {name}: recipe batch_size {batch_size} is not a multiple of the "
+                            f"{world} ranks (WORLD_SIZE)")
+    if method == "d3still" and batch_size < d3still_k:
+        raise RdistillError(f"student {name}: train.d3still.k {d3still_k} is longer than the batch "
+                            f"({batch_size}) its lists are drawn from")
+
+
+def training_loader(paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray, n_views: int, view_seed: int,
+                    image_size: int, batch_size: int, rank_world: tuple[int, int], *, pairs: str | None = None,
+                    partners: np.ndarray | None = None, random_erasing: float = 0.0, cache_mb: int = 0,
+                    workers: int = 0, seed: int = 0) -> DataLoader:
+    """Full batches of (image, label, item) for one rank: every training row once per epoch as one of its
+    n_views seeded views (view_seed: the seed the cache's views were drawn with), or, with `pairs`
+    (labels | views | neighbours, partners for neighbours), as anchor–positive pairs; batch_size is global.
+
+    Decoded images are kept in a cache of cache_mb; random erasing acts on the student's input only.
+    """
+    key_rows, key_views = every_view(rows, n_views)
+    dataset = DecodedCache(ViewDataset(paths, labels, key_rows, key_views, SeededView(image_size, view_seed)),
+                           (3, image_size, image_size), cache_mb, shared=workers > 0)
+    if random_erasing:
+        dataset = RandomlyErased(dataset, random_erasing)
+    if pairs is not None:
+        epoch, unit = (lambda g: PositivePairs(labels[rows], n_views, pairs, g, partners)), 2
+    else:
+        epoch, unit = (lambda g: OneViewPerImage(len(rows), n_views, g)), 1
+    rank, world = rank_world
+    # Under torchrun each rank takes its contiguous share of every global batch.
+    per_rank = unit * batch_size // world
+    sampler = (lambda g: Shard(epoch(g), rank, world, per_rank)) if world > 1 else epoch
+    # Full batches only: batch-level losses (D3still's lists, similarity matrices) need more than one image.
+    return make_loader(dataset, per_rank, workers, seed=seed, sampler=sampler, drop_last=True)
