@@ -103,7 +103,7 @@ def main(stage: str, gallery: str = "") -> None:
         mine_stage.RECALL_SAMPLE = 2000
         mine_stage.mine("t", PARAMS)
         extra = {k: v for k, v in json.loads(Path("metrics/mine/t.json").read_text()).items()
-                 if k in ("recall_at_k", "index", "recall_sample", "shortlist")}
+                 if k in ("recall_at_k", "recall_at_k_index", "index", "nprobe", "refine", "recall_sample", "shortlist")}
     elif stage == "train_targets":
         extra = train_targets()
     elif stage == "evaluate_teacher":

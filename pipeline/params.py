@@ -12,7 +12,8 @@ from pipeline.methods import SEVERAL_TEACHERS, SINGLE_TEACHER
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Each field's docstring is its description, printed by `rdistill params`.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 SOURCES_NEEDING_ROOT = ("folder", "mnist", "revisited", "gldv2", "sop", "inshop", "reid")
@@ -21,12 +22,19 @@ SOURCES_NEEDING_ROOT = ("folder", "mnist", "revisited", "gldv2", "sop", "inshop"
 class SourceParams(Section):
     source: Literal["sklearn_digits", "list", "folder", "mnist", "revisited", "gldv2", "sop", "inshop",
                     "reid"] = "sklearn_digits"
-    root: str | None = None  # the dataset's folder, for every importer
-    list: str | None = None  # source=list: your CSV (path,label,split[,camera][,bbox]); gldv2: train.csv
-    name: str | None = None  # revisited: roxford5k or rparis6k (reads gnd_<name>.pkl)
-    n_train: PositiveInt = 1000  # sklearn_digits: images in the training split, the rest is `test`
-    train_fraction: float = Field(0.5, gt=0, lt=1)  # folder: stratified share of each class in train
-    limit: PositiveInt | None = None  # sklearn_digits, mnist: keep only the first `limit` images per file
+    """sklearn_digits (the demo) | list | folder | mnist | revisited | gldv2 | sop | inshop | reid"""
+    root: str | None = None
+    """the dataset's folder, for every importer"""
+    list: str | None = None
+    """source=list: your CSV (path,label,split[,camera][,bbox]); gldv2: train.csv"""
+    name: str | None = None
+    """revisited: roxford5k or rparis6k (reads gnd_<name>.pkl)"""
+    n_train: PositiveInt = 1000
+    """sklearn_digits: images in the training split, the rest is `test`"""
+    train_fraction: float = Field(0.5, gt=0, lt=1)
+    """folder: stratified share of each class in train"""
+    limit: PositiveInt | None = None
+    """sklearn_digits, mnist: keep only the first `limit` images per file"""
 
     @model_validator(mode="after")
     def _source_has_its_inputs(self) -> "SourceParams":
@@ -40,48 +48,72 @@ class SourceParams(Section):
 
 
 class DistractorParams(Section):
-    list: str  # a text file of image paths, one per line (R1M: revisitop1m.txt; bare names get .jpg)
-    root: str | None = None  # the folder those paths are relative to (default: the list's folder)
+    list: str
+    """a text file of image paths, one per line (R1M: revisitop1m.txt; bare names get .jpg)"""
+    root: str | None = None
+    """the folder those paths are relative to (default: the list's folder)"""
 
 
 class PrepareParams(SourceParams):
-    train_from: SourceParams | None = None  # a second source whose `train` rows are appended (e.g. GLDv2 for rOxford)
-    gallery_from: DistractorParams | None = None  # distractor images appended to the gallery (e.g. R1M)
-    check_images: bool = True  # decode every image once, so that bad files are found before any stage
-    on_bad_image: Literal["fail", "skip"] = "fail"  # skip: leave them out, listed in data/prepared/skipped.csv
+    train_from: SourceParams | None = None
+    """a second source whose `train` rows are appended (e.g. GLDv2 for rOxford)"""
+    gallery_from: DistractorParams | None = None
+    """distractor images appended to the gallery (e.g. R1M)"""
+    check_images: bool = True
+    """decode every image once, so that bad files are found before any stage"""
+    on_bad_image: Literal["fail", "skip"] = "fail"
+    """skip: leave them out, listed in data/prepared/skipped.csv"""
 
 
 Pool = Literal["gem", "token", "model"]
 
 
 class TeacherSpec(Section):
-    arch: str  # a torchvision classification model name, or timm/<name>
-    weights: str = "train"  # a state_dict (.pt, .safetensors) path, a torchvision weights name or (timm) `pretrained`
-    # from the local caches, or `train`
-    pool: Pool = "gem"  # gem | token (a timm transformer's CLS token) | model (the timm model's own pooling)
-    features: str | None = None  # features computed elsewhere (HDF5 in rdistill's layout, or .npy): imported by id,
-    # in place of extraction; arch then only names the teacher
-    ids: str | None = None  # with a .npy: a text file of its ids, one per line, in the array's order
-    dim: PositiveInt | None = None  # optional linear layer after GeM
-    image_size: PositiveInt = 32  # longer image side fed to the network
+    arch: str
+    """a torchvision classification model name, or timm/<name>"""
+    weights: str = "train"
+    """a state_dict (.pt, .safetensors) path, a torchvision weights name or (timm) `pretrained` from the local
+    caches, or `train` (fitted by the teacher stage)"""
+    pool: Pool = "gem"
+    """gem | token (a timm transformer's CLS token) | model (the timm model's own pooling)"""
+    features: str | None = None
+    """features computed elsewhere (HDF5 in rdistill's layout, or .npy): imported by id in place of
+    extraction; arch then only names the teacher"""
+    ids: str | None = None
+    """with a .npy: a text file of its ids, one per line, in the array's order"""
+    dim: PositiveInt | None = None
+    """optional linear layer after GeM"""
+    image_size: PositiveInt = 32
+    """longer image side fed to the network"""
 
 
 class TeacherParams(Section):
+    """Fitting teachers declared with `weights: train` (normalised softmax on the training labels)."""
+
     epochs: PositiveInt = 6
     batch_size: PositiveInt = 64
     lr: PositiveFloat = 1e-3
+    """Adam's learning rate"""
     weight_decay: float = Field(1e-6, ge=0)
     temperature: PositiveFloat = 0.05
+    """cosine-logit temperature"""
     workers: int = Field(0, ge=0)
-    image_cache_mb: float = Field(2048, ge=0)  # decoded inputs kept in memory after the first epoch
+    """DataLoader worker processes"""
+    image_cache_mb: float = Field(2048, ge=0)
+    """decoded inputs kept in memory after the first epoch"""
 
 
 class ExtractParams(Section):
     scales: list[PositiveFloat] = [1.0, 0.7071, 0.5]
-    views: PositiveInt = 1  # V: seeded augmented views cached per training image (view 0 = no augmentation)
+    """image scales whose GeM descriptors are averaged (METHODS §1: 1, 1/√2, 1/2)"""
+    views: PositiveInt = 1
+    """V: seeded augmented views cached per training image (view 0 = no augmentation)"""
     batch_size: PositiveInt = 128
-    chunk_size: PositiveInt = 512  # rows per HDF5 chunk and per resumable unit; a multiple of batch_size
+    """images per forward pass"""
+    chunk_size: PositiveInt = 512
+    """rows per HDF5 chunk and per resumable unit; a multiple of batch_size"""
     workers: int = Field(0, ge=0)
+    """DataLoader worker processes"""
 
     @model_validator(mode="after")
     def _chunks_hold_whole_batches(self) -> "ExtractParams":
@@ -91,30 +123,48 @@ class ExtractParams(Section):
 
 
 class VerifyParams(Section):
-    sample: PositiveInt = 64  # items recomputed per teacher: half augmented views when the features hold views
-    min_cosine: float = Field(0.999, ge=-1, le=1)  # below this, a cached item is not what this machine computes
-    worst: PositiveInt = 5  # items listed, lowest cosine first
+    sample: PositiveInt = 64
+    """items recomputed per teacher: half augmented views when the features hold views"""
+    min_cosine: float = Field(0.999, ge=-1, le=1)
+    """below this, a cached item is not what this machine computes"""
+    worst: PositiveInt = 5
+    """items listed, lowest cosine first"""
 
 
 class WhitenParams(Section):
     n_components: PositiveInt = 32
+    """n_c, the whitened dimension, the same for every teacher (METHODS §2)"""
     power: PositiveFloat = 0.5
+    """eigenvalue power: 0.5 plain whitening; 0.25 square-rooted PCA (more robust with few images)"""
 
 
 class MineParams(Section):
-    index: str = "auto"  # a FAISS factory string, or auto: exact search below EXACT_BELOW rows, IVF-PQ above
+    index: str = "auto"
+    """a FAISS factory string, or auto: exact search below EXACT_BELOW rows, IVF-PQ above"""
     k: PositiveInt = 64
-    shortlist: int = Field(0, ge=0)  # > k: the index proposes this many candidates, re-ranked exactly
-    nprobe: PositiveInt | Literal["auto"] = "auto"  # IVF indexes: lists visited per query; auto: max(16, nlist / 8)
-    batch_size: PositiveInt = 1024  # queries per search call: bounds the re-rank's and PQ tables' memory
+    """neighbours mined per training image (itself excluded)"""
+    shortlist: int = Field(0, ge=0)
+    """> k: the index proposes this many candidates, re-ranked exactly"""
+    nprobe: PositiveInt | Literal["auto"] = "auto"
+    """IVF indexes: lists visited per query; auto: one list in 8, within [16, 128]"""
+    refine: int = Field(8, ge=0)
+    """> 0: each row's K neighbours joined with the K of its `refine` nearest and re-ranked exactly (one round
+    of NN-descent); unused with exact search"""
+    batch_size: PositiveInt = 1024
+    """queries per search call: bounds the re-rank's and PQ tables' memory"""
 
 
 class StudentArch(Section):
     arch: str = "resnet18"
-    image_size: PositiveInt = 32  # the student's (query) input size; may be lower than the teacher's
-    pool: Pool = "gem"  # gem | token | model (timm models), as for teachers
-    last_stride: Literal[1, 2] = 2  # 1: the last downsampling removed, a final map twice as large (D3still)
-    random_erasing: float = Field(0.0, ge=0, lt=1)  # probability of erasing a random box of a training input (D3still: 0.5)
+    """any torchvision classification model name, or timm/<name> (D3still: ResNet-18, MobileNetV2)"""
+    image_size: PositiveInt = 32
+    """the student's (query) input size; may be lower than the teacher's"""
+    pool: Pool = "gem"
+    """gem | token | model (timm models), as for teachers"""
+    last_stride: Literal[1, 2] = 2
+    """1: the last downsampling removed, a final map twice as large (D3still)"""
+    random_erasing: float = Field(0.0, ge=0, lt=1)
+    """probability of erasing a random box of a training input (D3still: 0.5)"""
 
 
 Share = Annotated[float, Field(gt=0, le=1)]  # a share of training, in (0, 1]
@@ -127,17 +177,26 @@ class Recipe(Section):
     """A training recipe: optimiser, schedule, batch size, epochs (METHODS: each paper's "Paper training")."""
 
     optimizer: Literal["adam", "sgd"] = "adam"
+    """adam | sgd"""
     lr: PositiveFloat = 1e-3
-    momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
+    momentum: float = Field(0.9, ge=0, lt=1)
+    """sgd only"""
     weight_decay: float = Field(1e-6, ge=0)
-    schedule: Literal["cosine", "linear", "exp", "constant"] = "cosine"  # decay after warm-up; exp: × e^(−0.01·epoch)
-    warmup: float = Field(0.0, ge=0, lt=1)  # share of training with lr rising linearly from lr/10
-    batch_size: PositiveInt = 64  # images per step (pair methods: pairs per step)
+    schedule: Literal["cosine", "linear", "exp", "constant"] = "cosine"
+    """decay after warm-up; exp: × e^(−0.01·epoch)"""
+    warmup: float = Field(0.0, ge=0, lt=1)
+    """share of training with lr rising linearly from lr/10"""
+    batch_size: PositiveInt = 64
+    """images per step (pair methods: pairs per step)"""
     epochs: PositiveInt = 10
-    average: list[Share] = []  # average the weights of the epochs at these shares of training, e.g. [0.667, 1.0]
-    supervised_weight: float = Field(0.0, ge=0)  # the student's own supervised loss, added when labels exist
-    supervised: Supervision = "normalised_softmax"  # or ce_triplet: cross-entropy + batch-hard triplet (D3still)
-    triplet_margin: PositiveFloat = 0.3  # ce_triplet's margin (Euclidean, on the student's unit features)
+    average: list[Share] = []
+    """average the weights of the epochs at these shares of training, e.g. [0.667, 1.0]"""
+    supervised_weight: float = Field(0.0, ge=0)
+    """the student's own supervised loss, added when labels exist"""
+    supervised: Supervision = "normalised_softmax"
+    """or ce_triplet: cross-entropy + batch-hard triplet (D3still)"""
+    triplet_margin: PositiveFloat = 0.3
+    """ce_triplet's margin (Euclidean, on the student's unit features)"""
 
 
 class RecipeOverride(Section):
@@ -172,54 +231,87 @@ MIXUP_AP_RECIPE = RecipeOverride(optimizer="adam", lr=1e-4, weight_decay=1e-6, s
 
 
 class CSDParams(Section):
+    """Contextual Similarity Distillation over [self, K mined neighbours] (METHODS §4)."""
+
     recipe: RecipeOverride = CSD_RECIPE
+    """the method's paper recipe (METHODS §9); the fields set here replace its own"""
     k: PositiveInt = 64
+    """neighbours used (at most mine.k)"""
     tau_g: PositiveFloat = 0.01
+    """kl only: teacher temperature"""
     tau_q: PositiveFloat = 1.0
+    """kl only: student temperature"""
     variant: Literal["kl", "l1", "l2"] = "kl"
+    """kl | l1 | l2 (Eq. 5)"""
 
 
 class NoDistillParams(Section):
+    """The reference: the same student on labels alone."""
+
     recipe: RecipeOverride = RecipeOverride()
+    """changes to the base recipe (train.recipe)"""
 
 
 class D3stillParams(Section):
+    """D3still (METHODS §5): alpha L_f + beta L_irpd + gamma L_crpd."""
+
     recipe: RecipeOverride = D3STILL_RECIPE
-    k: int = Field(10, ge=2)  # list length per sample, self included
+    """the method's paper recipe (METHODS §9); the fields set here replace its own"""
+    k: int = Field(10, ge=2)
+    """list length per sample, self included"""
     m: PositiveFloat = 0.1
+    """constant in the pair terms' denominator"""
     alpha: float = Field(100.0, ge=0)
     beta: float = Field(5.0, ge=0)
     gamma: float = Field(1.0, ge=0)
 
 
 class WhitenMTDParams(Section):
+    """Whiten-MTD multi-teacher similarity distillation (METHODS §3)."""
+
     recipe: RecipeOverride = WHITEN_MTD_RECIPE
+    """the method's paper recipe (METHODS §9); the fields set here replace its own"""
     fusion: Literal["mean", "rand", "max-min", "max-mean", "max-rand"] = "max-min"
+    """how the teachers' similarities are fused: mean | rand | max-min | max-mean | max-rand"""
     tau_s: PositiveFloat = 0.05
+    """student temperature"""
     tau_t: PositiveFloat = 0.05
-    both_directions: bool = True  # add the same KL on the transposed similarity matrices
-    teacher_target: bool = True  # KL(teacher ‖ student); false: KL(student ‖ teacher)
-    pairs: Literal["labels", "views", "neighbours"] = "labels"  # where positive pairs come from
+    """teacher temperature"""
+    both_directions: bool = True
+    """add the same KL on the transposed similarity matrices"""
+    teacher_target: bool = True
+    """KL(teacher ‖ student); false: KL(student ‖ teacher)"""
+    pairs: Literal["labels", "views", "neighbours"] = "labels"
+    """where positive pairs come from"""
 
 
 class ContrastiveParams(Section):
+    """Whiten-MTD's Contrastive baseline (Q = identity)."""
+
     recipe: RecipeOverride = WHITEN_MTD_RECIPE
+    """the method's paper recipe (METHODS §9); the fields set here replace its own"""
     tau_s: PositiveFloat = 0.05
+    """student temperature"""
     both_directions: bool = True
+    """add the same loss on the transposed similarity matrices"""
     pairs: Literal["labels", "views", "neighbours"] = "labels"
+    """where positive pairs come from"""
 
 
 class BaselineParams(Section):
     """A D3still-code baseline (METHODS §5b): a loss weight, trained with D3still's recipe."""
 
     recipe: RecipeOverride = D3STILL_RECIPE
+    """the method's paper recipe (METHODS §9); the fields set here replace its own"""
     weight: PositiveFloat = 1.0
+    """the loss's weight beside the supervised term"""
 
 
 class EDParams(BaselineParams):
     """Embedding Distillation, a Whiten-MTD baseline trained with its recipe."""
 
     recipe: RecipeOverride = WHITEN_MTD_RECIPE
+    """the method's paper recipe (METHODS §9); the fields set here replace its own"""
 
 
 class SecondOrderParams(BaselineParams):
@@ -230,11 +322,18 @@ class SecondOrderParams(BaselineParams):
 
 
 class MixupAPParams(Section):
+    """Data-efficient ranking distillation with mixup and an AP loss (METHODS §6)."""
+
     recipe: RecipeOverride = MIXUP_AP_RECIPE
+    """the method's paper recipe (METHODS §9); the fields set here replace its own"""
     rounds: PositiveInt = 10
-    alpha: PositiveFloat = 1.0  # λ ~ Beta(α, α)
-    tau: float = Field(0.75, gt=-1, lt=1)  # similarity labelling threshold on the teacher
+    """mixup rounds R per batch"""
+    alpha: PositiveFloat = 1.0
+    """λ ~ Beta(α, α)"""
+    tau: float = Field(0.75, gt=-1, lt=1)
+    """similarity labelling threshold on the teacher"""
     n_bins: int = Field(25, ge=3)
+    """the AP loss's soft bins C"""
 
 
 class PKTParams(BaselineParams):
@@ -244,15 +343,23 @@ class PKTParams(BaselineParams):
 
 
 class TrainParams(Section):
-    # paper: every method's settings and recipe are its paper's (METHODS §9, the defaults below); the
-    # changes written under train.<method> and train.override are then not used (a student's own recipe is)
+    """Shared by every student; each method's settings and recipe in its own sub-section."""
+
     preset: Literal["custom", "paper"] = "custom"
+    """custom: the settings below | paper: every method's settings and recipe are its paper's (METHODS §9, the
+    defaults); train.override and the changes under train.<method> are then not used (a student's own recipe is)"""
     student: StudentArch = StudentArch()
+    """the student network, shared by every student"""
     workers: int = Field(0, ge=0)
-    image_cache_mb: float = Field(2048, ge=0)  # decoded views kept in memory after the first epoch
-    recipe: Recipe = Recipe()  # the base every method's own `recipe` is laid over
-    override: RecipeOverride = RecipeOverride()  # laid over every method's recipe (e.g. short demo runs)
-    temperature: PositiveFloat = 0.05  # normalised-softmax temperature of every supervised term
+    """DataLoader worker processes decoding while the step runs"""
+    image_cache_mb: float = Field(2048, ge=0)
+    """decoded views kept in memory after the first epoch"""
+    recipe: Recipe = Recipe()
+    """the base every method's own `recipe` is laid over"""
+    override: RecipeOverride = RecipeOverride()
+    """laid over every method's recipe (e.g. short demo runs)"""
+    temperature: PositiveFloat = 0.05
+    """normalised-softmax temperature of every supervised term"""
     csd: CSDParams = CSDParams()
     no_distill: NoDistillParams = NoDistillParams()
     d3still: D3stillParams = D3stillParams()
@@ -269,36 +376,54 @@ class TrainParams(Section):
 
 class StudentSpec(Section):
     method: Literal[SINGLE_TEACHER]
-    teacher: str  # the teacher whose whitened space the student is trained into
-    recipe: RecipeOverride = RecipeOverride()  # this student's own changes to its method's recipe
+    """csd | d3still | fitnet | pair | second_order | rkd | pkt | mixup_ap | no_distill"""
+    teacher: str
+    """the teacher whose whitened space the student is trained into"""
+    recipe: RecipeOverride = RecipeOverride()
+    """this student's own changes to its method's recipe"""
 
 
 class EnsembleStudentSpec(Section):
     method: Literal[SEVERAL_TEACHERS]
-    teachers: list[str] | None = None  # distilled together (null: every declared teacher)
-    gallery: str | None = None  # teacher of the asymmetric evaluation (null: the first of `teachers`)
+    """whiten_mtd | ed | contrastive"""
+    teachers: list[str] | None = None
+    """distilled together (null: every declared teacher)"""
+    gallery: str | None = None
+    """teacher of the asymmetric evaluation (null: the first of `teachers`)"""
     recipe: RecipeOverride = RecipeOverride()
 
 
 class EvaluateParams(Section):
     scales: list[PositiveFloat] = [1.0]
+    """the student's query and gallery extraction scales"""
     recall_at: list[PositiveInt] = [1, 5, 10]
+    """k of the reported recall@k"""
     batch_size: PositiveInt = 256
-    grid_queries: int = Field(6, ge=0)  # queries shown in the retrieval grid (0: no grid)
+    """images per forward pass"""
+    grid_queries: int = Field(6, ge=0)
+    """queries shown in the retrieval grid (0: no grid)"""
 
 
 class Params(Section):
     seed: int = 0
+    """python, numpy and torch seeds; shuffling order; augmented views"""
     prepare: PrepareParams = PrepareParams()
+    """the image list: its source, splits and checks"""
     teachers: dict[str, TeacherSpec]
+    """name -> backbone + GeM (or its own pooling) + optional linear, l2-normalised"""
     teacher: TeacherParams = TeacherParams()
     extract: ExtractParams = ExtractParams()
+    """multi-scale teacher features of every image, and the augmented views of training images"""
     verify: VerifyParams = VerifyParams()
+    """recomputing a sample of cached features on this machine (after extract and after a dvc pull)"""
     whiten: WhitenParams = WhitenParams()
+    """PCA-whitening learnt per teacher on the training split"""
     mine: MineParams = MineParams()
+    """the FAISS index and the top-K neighbours of every training image"""
     train: TrainParams = TrainParams()
     students: dict[str, StudentSpec] = {}
-    ensembles: dict[str, EnsembleStudentSpec] = {}  # multi-teacher students
+    ensembles: dict[str, EnsembleStudentSpec] = {}
+    """multi-teacher students"""
     evaluate: EvaluateParams = EvaluateParams()
 
     @model_validator(mode="after")

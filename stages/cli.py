@@ -137,6 +137,14 @@ def report_cmd() -> None:
     typer.echo(report(state["params"]))
 
 
+@app.command("params")
+def params_cmd() -> None:
+    """Print every parameter in effect (params.yaml over the defaults), each with its description."""
+    from pipeline.params import load_params
+    from pipeline.params_listing import annotated_yaml
+    typer.echo(annotated_yaml(load_params(state["params"])), nl=False)
+
+
 def _echo_if(text: str) -> None:
     if text:
         typer.echo(text)

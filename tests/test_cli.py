@@ -49,3 +49,18 @@ def test_unknown_teacher_is_refused(tmp_path):
     result = run(["extract", "nope"], tmp_path)
     assert result.returncode == 1
     assert "teachers.nope: not declared (declared: t)" in result.stderr
+
+
+def test_params_prints_every_parameter_with_its_default_and_refuses_a_bad_file(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"teachers": {"t": {"arch": "resnet18"}},
+                                                          "mine": {"k": 100}}))
+    result = run(["params"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    listed = yaml.safe_load(result.stdout)
+    assert listed["mine"] == {"index": "auto", "k": 100, "shortlist": 0, "nprobe": "auto", "refine": 8,
+                              "batch_size": 1024}
+    assert "  k: 100  # neighbours mined per training image (itself excluded)" in result.stdout.splitlines()
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump({"teachers": {"t": {"arch": "resnet18"}}, "mine": {"k": 0}}))
+    bad = run(["--params", "other.yaml", "params"], tmp_path)
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "error: other.yaml: mine.k: Input should be greater than 0 (got 0)"

@@ -102,3 +102,67 @@ def test_the_paper_preset_resolves_every_method_to_its_papers_recipe_and_setting
         assert {key: getattr(settings, key) for key in expected} == expected, method
     # a student's own changes still apply on top of its paper
     assert recipe_of(paper, "csd", RecipeOverride(epochs=5)).epochs == 5
+
+
+def declared_keys() -> set[str]:
+    """Every params key a dvc.yaml stage declares, with its ${key} / ${item.method} resolved for the demo."""
+    stages = yaml.safe_load((PROJECT_PARAMS.parent / "dvc.yaml").read_text())["stages"]
+    raw = yaml.safe_load(PROJECT_PARAMS.read_text())
+    names = {"${key}": [*raw["teachers"], *raw["students"], *raw["ensembles"]],
+             "${item.method}": [s["method"] for s in (*raw["students"].values(), *raw["ensembles"].values())]}
+    keys = set()
+    for stage in stages.values():
+        for entry in (stage.get("do") or stage).get("params", []):
+            expanded = [entry]
+            for placeholder, values in names.items():
+                expanded = [e.replace(placeholder, v) for e in expanded for v in values] if placeholder in entry \
+                    else expanded
+            keys.update(expanded)
+    return keys
+
+
+def leaves(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from leaves(value, path + ".")
+        else:
+            yield path, value
+
+
+def test_project_params_state_only_what_the_demo_changes():
+    """A key in params.yaml is there because its value differs from the schema's default, or because a
+    stage declares it (DVC tracks declared keys, so they must exist); the rest comes from the schema."""
+    from pipeline.params import Params
+    raw = yaml.safe_load(PROJECT_PARAMS.read_text())
+    defaults = Params.model_validate({"teachers": {}}).model_dump()
+    declared = declared_keys()
+
+    def default_of(path):
+        node = defaults
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return "<no default>"
+            node = node[part]
+        return node
+
+    restated = [path for path, value in leaves(raw)
+                if path not in declared and value == default_of(path) and value != {}]
+    assert not restated, f"params.yaml restates defaults: {restated}"
+    assert {"seed", "train.preset", "train.workers", "mine", "train.csd"} <= declared
+
+
+@pytest.mark.parametrize("source", ["project", "defaults"])
+def test_rdistill_params_lists_every_parameter_and_reads_back_the_same(tmp_path, source):
+    from pipeline.params import Params
+    from pipeline.params_listing import annotated_yaml
+    params = load_params(PROJECT_PARAMS) if source == "project" else Params.model_validate({"teachers": {"t": {"arch": "resnet18"}}})
+    text = annotated_yaml(params)
+    assert Params.model_validate(yaml.safe_load(text)) == params
+    lines = text.splitlines()
+    assert "  refine: 8  # > 0: each row's K neighbours joined with the K of its `refine` nearest and re-ranked " \
+           "exactly (one round of NN-descent); unused with exact search" in lines
+    assert any(line.startswith("    recipe: {") and "the method's paper recipe" in line for line in lines)
+    if source == "project":
+        assert "  power: 0.25  # eigenvalue power: 0.5 plain whitening; 0.25 square-rooted PCA (more robust with " \
+               "few images)" in lines

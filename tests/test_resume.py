@@ -1,4 +1,5 @@
 """Kill -9 in the middle of a stage, rerun, and get exactly the uninterrupted result."""
+import json
 import os
 import re
 import shutil
@@ -165,6 +166,37 @@ def test_interrupted_mining_resumes_from_finished_query_batches(project, monkeyp
     resumed = (project / "data/neighbours/t.h5").read_bytes()
     mine_stage.mine("t", Path("params.yaml"))
     assert (project / "data/neighbours/t.h5").read_bytes() == resumed
+    mined = json.loads((project / "metrics/mine/t.json").read_text())
+    assert mined["refine"] == 8 and mined["recall_at_k"] >= mined["recall_at_k_index"]
+
+
+def test_interrupted_refinement_resumes_from_finished_batches(project, monkeypatch, caplog):
+    import logging
+
+    import stages.mine as mine_stage
+    params = {**PARAMS, "mine": {"index": "PQ4x4", "k": 5, "shortlist": 10, "batch_size": 8}, "train": {"csd": {"k": 5}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    fake_teacher_cache(project)
+    monkeypatch.chdir(project)
+    mine_stage.mine("t", Path("params.yaml"))
+    whole = (project / "data/neighbours/t.h5").read_bytes()
+    real, calls = mine_stage.refine_neighbours, {"n": 0}
+
+    def crash_after_two_batches(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mine_stage, "refine_neighbours", crash_after_two_batches)
+    with pytest.raises(KeyboardInterrupt):
+        mine_stage.mine("t", Path("params.yaml"))
+    monkeypatch.setattr(mine_stage, "refine_neighbours", real)
+    with caplog.at_level(logging.INFO):
+        mine_stage.mine("t", Path("params.yaml"))
+    assert "mine t: 10 of 10 query batches already done" in caplog.text
+    assert "refine t: 2 of 10 query batches already done" in caplog.text
+    assert (project / "data/neighbours/t.h5").read_bytes() == whole
 
 
 def test_extraction_sharded_over_two_torchrun_ranks_equals_one_process(project):

@@ -65,20 +65,21 @@ def auto_factory(n: int, dim: int, gpu: bool = False) -> str:
     return f"IVF{nlist},PQ{m}x4fs"
 
 
-# mine.nprobe auto: a fixed share of the IVF lists. On the scale benchmark's generator (landmark groups of
-# 64, K = 64, 512 whitened dims of which half carry signal), the share of each row's exact 64 neighbours
-# that lie in the visited lists, at 1.6M rows / 4,096 lists: 0.57 with 16 lists, 0.77 with 128, 0.91
-# with 512 (recall@64 after re-ranking 256 candidates 0.89); at 400k / 1,024 lists 0.97 with 16. Denser
-# data spreads a neighbourhood over more lists, so a constant nprobe loses recall as N grows; a constant
-# share keeps it, at a search cost that grows with N (717 s per million queries at 512 of 4,096 lists,
-# 415 s at 128: the re-rank is a large part of it).
+# mine.nprobe auto: one list in LISTS_PER_PROBE, at least 16 and at most MAX_AUTO_NPROBE, so that a query
+# costs the same at any N above 400k rows. Denser data spreads a neighbourhood over more lists; what a
+# constant nprobe loses there, mine.refine recovers (pipeline.index.refine). On the scale benchmark's
+# generator at 1.6M rows / 4,096 lists (2,000 sampled rows), recall@64 after re-ranking 256 candidates:
+# 0.63 with 32 lists, 0.70 with 64, 0.77 with 128, 0.89 with 512; refined by 8 neighbours' lists: 0.88,
+# 0.92, 0.95, 0.98. Search cost per million queries on 2 cores: 485 s at 128 lists, + 325 s for the
+# refinement; 717 s at 512 without it. At 400k / 1,024 lists, 16 lists already find 0.97.
 LISTS_PER_PROBE = 8
+MAX_AUTO_NPROBE = 128
 
 
 def auto_nprobe(factory: str) -> int:
-    """nprobe for `mine.nprobe: auto`: one list in LISTS_PER_PROBE of the factory's IVF lists, at least 16."""
+    """nprobe for `mine.nprobe: auto`: one list in LISTS_PER_PROBE of the factory's IVF lists, within [16, 128]."""
     found = re.search(r"IVF(\d+)", factory)
-    return max(16, int(found.group(1)) // LISTS_PER_PROBE) if found else 16
+    return min(MAX_AUTO_NPROBE, max(16, int(found.group(1)) // LISTS_PER_PROBE)) if found else 16
 
 
 def set_nprobe(index: faiss.Index, nprobe: int) -> faiss.Index:

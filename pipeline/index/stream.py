@@ -3,10 +3,17 @@ and filled block by block; exact neighbours of sampled rows are found by brute f
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import faiss
 import numpy as np
+from tqdm import tqdm
 
 from pipeline.index.search import by_similarity, new_index, to_gpu_if_available
+from pipeline.scratch import ChunkStore
+
+log = logging.getLogger(__name__)
 
 
 def build_streamed_index(reader, factory: str, train_size: int = 65536) -> faiss.Index:
@@ -41,3 +48,26 @@ def exact_neighbours(reader, positions: np.ndarray, k: int) -> np.ndarray:
             sims, ids = np.take_along_axis(sims, keep, 1), np.take_along_axis(ids, keep, 1)
         best_sims, best_ids = sims, ids
     return by_similarity(best_sims, best_ids)[1]
+
+
+def neighbours_in_batches(store: ChunkStore, n: int, k: int, batch_size: int,
+                          search: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+                          desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """(n, k) float32 similarities and int32 positions from search(start, stop) over query batches.
+
+    Each finished batch is kept in `store`, so a killed run resumes with the batches left; the result
+    is assembled chunk by chunk into its two arrays.
+    """
+    starts = range(0, n, batch_size)
+    pending = [b for b in range(len(starts)) if b not in store.done()]
+    log.info("%s: %d of %d query batches already done", desc, len(starts) - len(pending), len(starts))
+    for b in tqdm(pending, desc=desc, unit="batch"):
+        sims, ids = search(starts[b], min(starts[b] + batch_size, n))
+        store.save(b, {"similarities": sims, "ids": ids.astype(np.int32)})
+    sims = np.empty((n, k), dtype=np.float32)
+    ids = np.empty((n, k), dtype=np.int32)
+    for b, start in enumerate(starts):
+        part = store.load(b, ["similarities", "ids"])
+        sims[start:start + len(part["ids"])] = part["similarities"]
+        ids[start:start + len(part["ids"])] = part["ids"]
+    return sims, ids
