@@ -105,19 +105,20 @@ def test_the_paper_preset_resolves_every_method_to_its_papers_recipe_and_setting
 
 
 def declared_keys() -> set[str]:
-    """Every params key a dvc.yaml stage declares, with its ${key} / ${item.method} resolved for the demo."""
+    """Every params key a dvc.yaml stage declares, its ${key} / ${item.method} resolved over the demo's
+    teachers, students or ensembles (the stage's foreach)."""
     stages = yaml.safe_load((PROJECT_PARAMS.parent / "dvc.yaml").read_text())["stages"]
     raw = yaml.safe_load(PROJECT_PARAMS.read_text())
-    names = {"${key}": [*raw["teachers"], *raw["students"], *raw["ensembles"]],
-             "${item.method}": [s["method"] for s in (*raw["students"].values(), *raw["ensembles"].values())]}
     keys = set()
     for stage in stages.values():
-        for entry in (stage.get("do") or stage).get("params", []):
-            expanded = [entry]
-            for placeholder, values in names.items():
-                expanded = [e.replace(placeholder, v) for e in expanded for v in values] if placeholder in entry \
-                    else expanded
-            keys.update(expanded)
+        entries = (stage.get("do") or stage).get("params", [])
+        if "foreach" not in stage:
+            keys.update(entries)
+            continue
+        items = raw[stage["foreach"].strip("${}")] or {}
+        for name, item in items.items():
+            method = item.get("method", "") if isinstance(item, dict) else ""
+            keys.update(e.replace("${key}", name).replace("${item.method}", method) for e in entries)
     return keys
 
 
@@ -146,6 +147,16 @@ def test_project_params_state_only_what_the_demo_changes():
             node = node[part]
         return node
 
+    def present(path):
+        node = raw
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    missing = sorted(key for key in declared if not present(key))
+    assert not missing, f"dvc.yaml declares params that params.yaml lacks (DVC refuses to run): {missing}"
     restated = [path for path, value in leaves(raw)
                 if path not in declared and value == default_of(path) and value != {}]
     assert not restated, f"params.yaml restates defaults: {restated}"
