@@ -76,7 +76,8 @@ def whiten_cmd(name: str = typer.Argument(..., help="Teacher name.")) -> None:
 
 @app.command("mine")
 def mine_cmd(name: str = typer.Argument(..., help="Teacher name.")) -> None:
-    """FAISS index over whitened training features; top-K neighbours of each training image."""
+    """FAISS index over whitened training features; top-K neighbours of each training image, refined by
+    their neighbours' lists (mine.refine)."""
     from stages.mine import mine
     mine(name, state["params"])
 
