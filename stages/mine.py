@@ -57,7 +57,8 @@ def mine(name: str, params_path: Path) -> None:
     attrs = {"teacher": name, "list_sha256": list_sha, "index": factory, "k": p.k, "shortlist": shortlist,
              "nprobe": nprobe, "refine": refine,
              "weights_sha256": whitened_attrs["weights_sha256"], "versions": library_versions()}
-    store = ChunkStore(layout.scratch("mine", name), {**attrs, "batch_size": p.batch_size})
+    key = {**attrs, "batch_size": p.batch_size}
+    store = ChunkStore(layout.scratch("mine", name), key)
     rows = ArrayRows(feats)
     index_file = store.file("index.faiss")
     if index_file.is_file():
@@ -76,7 +77,7 @@ def mine(name: str, params_path: Path) -> None:
     recall = {"recall_at_k": recall_at_k(ids[sample], exact)}
     if refine:
         recall["recall_at_k_index"] = recall["recall_at_k"]
-        sims, ids = neighbours_in_batches(ChunkStore(store.file("refine"), {**attrs, "batch_size": p.batch_size}),
+        sims, ids = neighbours_in_batches(ChunkStore(store.file("refine"), key),
                                           len(train), p.k, p.batch_size,
                                           lambda start, stop: refine_neighbours(feats, ids, start, stop, refine),
                                           f"refine {name}")

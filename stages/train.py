@@ -45,18 +45,19 @@ def train(name: str, params_path: Path) -> None:
     store = main_first(lambda: ChunkStore(layout.scratch("train", name), {
         "params": params.model_dump(), "list_sha256": list_sha, "teacher_sha256": teacher_shas}))
     targets, attrs = load_targets(spec.teachers, list_sha, len(image_list), n_classes, store.file("targets.npy"))
+    n_views, rank_world = attrs.get("views", 1), rank_and_world()
     net = create(p.student.arch, targets.dim, p.student.last_stride, p.student.pool)
     objective = build_objective(spec.method, settings, targets, p.temperature,
                                 recipe.supervised_weight, recipe.supervised, recipe.triplet_margin)
     partners = partners_of(pairs, targets, spec.teachers, teacher_shas, list_sha, rows,
                            getattr(settings, "fusion", "mean"), params.seed)  # contrastive fuses nothing: the mean
-    check_batch(name, spec.method, recipe.batch_size, len(rows), rank_and_world()[1], getattr(settings, "k", 2))
-    loader = training_loader(image_list.paths, labels, rows, attrs.get("views", 1), attrs.get("seed", params.seed),
-                             p.student.image_size, recipe.batch_size, rank_and_world(), pairs=pairs, partners=partners,
+    check_batch(name, spec.method, recipe.batch_size, len(rows), rank_world[1], getattr(settings, "k", 2))
+    loader = training_loader(image_list.paths, labels, rows, n_views, attrs.get("seed", params.seed),
+                             p.student.image_size, recipe.batch_size, rank_world, pairs=pairs, partners=partners,
                              random_erasing=p.student.random_erasing, cache_mb=p.image_cache_mb, workers=p.workers,
                              seed=params.seed)
     log.info("training student %s (%s, %s from %s, %d view(s)) on %d images", name, p.student.arch, spec.method,
-             "+".join(spec.teachers), attrs.get("views", 1), len(rows))
+             "+".join(spec.teachers), n_views, len(rows))
     history = fit(net, objective, loader, recipe, device(),
                   on_epoch=lambda r: log.info("%s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"]),
                   checkpoint=store.file("checkpoint.pt"))

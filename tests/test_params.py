@@ -122,6 +122,18 @@ def declared_keys() -> set[str]:
     return keys
 
 
+MISSING = object()
+
+
+def at(tree: dict, path: str):
+    """The value at a dotted key path of nested dicts, or MISSING."""
+    for part in path.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return MISSING
+        tree = tree[part]
+    return tree
+
+
 def leaves(tree: dict, prefix: str = ""):
     for key, value in tree.items():
         path = f"{prefix}{key}"
@@ -139,26 +151,10 @@ def test_project_params_state_only_what_the_demo_changes():
     defaults = Params.model_validate({"teachers": {}}).model_dump()
     declared = declared_keys()
 
-    def default_of(path):
-        node = defaults
-        for part in path.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return "<no default>"
-            node = node[part]
-        return node
-
-    def present(path):
-        node = raw
-        for part in path.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return False
-            node = node[part]
-        return True
-
-    missing = sorted(key for key in declared if not present(key))
+    missing = sorted(key for key in declared if at(raw, key) is MISSING)
     assert not missing, f"dvc.yaml declares params that params.yaml lacks (DVC refuses to run): {missing}"
     restated = [path for path, value in leaves(raw)
-                if path not in declared and value == default_of(path) and value != {}]
+                if path not in declared and value == at(defaults, path) and value != {}]
     assert not restated, f"params.yaml restates defaults: {restated}"
     assert {"seed", "train.preset", "train.workers", "mine", "train.csd"} <= declared
 

@@ -59,7 +59,8 @@ def neighbours_in_batches(store: ChunkStore, n: int, k: int, batch_size: int,
     is assembled chunk by chunk into its two arrays.
     """
     starts = range(0, n, batch_size)
-    pending = [b for b in range(len(starts)) if b not in store.done()]
+    done = store.done()
+    pending = [b for b in range(len(starts)) if b not in done]
     log.info("%s: %d of %d query batches already done", desc, len(starts) - len(pending), len(starts))
     for b in tqdm(pending, desc=desc, unit="batch"):
         sims, ids = search(starts[b], min(starts[b] + batch_size, n))
