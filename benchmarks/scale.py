@@ -60,7 +60,8 @@ def features_of(rows: np.ndarray, mixing: np.ndarray, rng: np.random.Generator, 
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def make_project(root: Path, rows: int, dim: int, block: int = 32768, components: int = 512) -> None:
+def make_project(root: Path, rows: int, dim: int, block: int = 32768, components: int = 512,
+                 index: str = "auto") -> None:
     """A project folder holding the list, params and raw features of `rows` training images, written block by block."""
     from pipeline.data.h5 import feature_writer
     from pipeline.data.listfile import write_list
@@ -71,7 +72,7 @@ def make_project(root: Path, rows: int, dim: int, block: int = 32768, components
     write_list(root / "data/prepared/list.csv", [f"img/{i}.jpg" for i in range(n)], labels.tolist(), splits)
     params = {"teachers": {"t": {"arch": "resnet50", "image_size": 32}},
               "whiten": {"n_components": min(components, dim), "power": 0.5},
-              "mine": {"index": "auto", "k": 64, "shortlist": 256, "nprobe": "auto", "batch_size": 1024},
+              "mine": {"index": index, "k": 64, "shortlist": 256, "nprobe": "auto", "batch_size": 1024},
               "evaluate": {"recall_at": [1, 5, 10]}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     attrs = {"teacher": "t", "arch": "resnet50", "weights_sha256": "0" * 64,
@@ -138,7 +139,8 @@ def main(rows: list[int] = typer.Option([100_000], help="training rows; repeat f
          gallery: int = typer.Option(1_000_000, help="gallery rows G of the evaluation ranking"),
          dim: int = 2048, work: Path = typer.Option(RESULTS / "scale-work", help="scratch folder for the data"),
          results: Path = typer.Option(RESULTS, help="folder of scale.json and scale.png"),
-         draw: bool = typer.Option(True, "--plot/--no-plot", help="draw scale.png")) -> None:
+         draw: bool = typer.Option(True, "--plot/--no-plot", help="draw scale.png"),
+         index: str = typer.Option("auto", help="mine.index of the generated project (a FAISS factory string)")) -> None:
     """Run every stage at each --rows and append the figures to <results>/scale.json."""
     results.mkdir(parents=True, exist_ok=True)
     result_path = results / "scale.json"
@@ -153,7 +155,7 @@ def main(rows: list[int] = typer.Option([100_000], help="training rows; repeat f
         shutil.rmtree(root, ignore_errors=True)
         (root / "data").mkdir(parents=True)
         start = time.perf_counter()
-        make_project(root, n, dim)
+        make_project(root, n, dim, index=index)
         print(f"N = {n}: features written ({time.perf_counter() - start:.0f} s)", flush=True)
         stages = {stage: run_stage(root, stage) for stage in STAGES}
         stages["evaluate"] = run_stage(root, "evaluate", "--gallery", str(gallery_path))

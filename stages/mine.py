@@ -21,10 +21,10 @@ import numpy as np
 from pipeline import layout
 from pipeline.data.h5 import write_arrays
 from pipeline.data.rows import ArrayRows, read_all
-from pipeline.index.search import (auto_factory, auto_nprobe, check_k, load_index, neighbours_of, recall_at_k,
-                                   save_index, set_nprobe)
+from pipeline.index.search import (auto_factory, auto_nprobe, check_k, load_index, dot_rounding_bound, neighbours_of,
+                                   recall_with_ties, save_index, set_nprobe)
 from pipeline.index.refine import refine_neighbours
-from pipeline.index.stream import build_streamed_index, exact_neighbours, neighbours_in_batches
+from pipeline.index.stream import build_streamed_index, exact_top_k, neighbours_in_batches
 from pipeline.io import atomic_path, write_json
 from pipeline.params import load_params
 from pipeline.provenance import library_versions, open_checked_features
@@ -73,15 +73,20 @@ def mine(name: str, params_path: Path) -> None:
                                       f"mine {name}")
     del index
     sample = np.unique(np.linspace(0, len(train) - 1, min(RECALL_SAMPLE, len(train))).astype(np.int64))
-    exact = exact_neighbours(rows, sample, p.k)
-    recall = {"recall_at_k": recall_at_k(ids[sample], exact)}
+    exact_sims, _ = exact_top_k(rows, sample, p.k)
+    tolerance = dot_rounding_bound(feats[sample], feats)
+
+    def recall_of(found: np.ndarray) -> float:  # near-ties that FAISS and numpy round apart count as found
+        return recall_with_ties(np.einsum("nd,nkd->nk", feats[sample], feats[found[sample]]), exact_sims, tolerance)
+
+    recall = {"recall_at_k": recall_of(ids)}
     if refine:
         recall["recall_at_k_index"] = recall["recall_at_k"]
         sims, ids = neighbours_in_batches(ChunkStore(store.file("refine"), key),
                                           len(train), p.k, p.batch_size,
                                           lambda start, stop: refine_neighbours(feats, ids, start, stop, refine),
                                           f"refine {name}")
-        recall["recall_at_k"] = recall_at_k(ids[sample], exact)
+        recall["recall_at_k"] = recall_of(ids)
     del rows, feats
     write_arrays(layout.neighbours(name), {"rows": train, "indices": train[ids], "similarities": sims}, attrs)
     log.info("mined %d neighbours of %d images with %s%s: recall@%d %.3f (on %d images)", p.k, len(train), factory,

@@ -167,6 +167,25 @@ def load_index(path) -> faiss.Index:
 
 
 def recall_at_k(approx_ids: np.ndarray, exact_ids: np.ndarray) -> float:
-    """Mean fraction of each row's exact top-k found in its approximate top-k."""
+    """Mean fraction of each row's exact top-k found in its approximate top-k (ids compared: ties count as misses)."""
     hits = [len(np.intersect1d(a, e)) for a, e in zip(approx_ids, exact_ids)]
     return float(np.mean(hits) / exact_ids.shape[1])
+
+
+def dot_rounding_bound(q: np.ndarray, db: np.ndarray) -> np.ndarray:
+    """Per query, a bound on the float32 rounding error of its inner product with any row of `db`.
+
+    A D-term float32 dot product differs from the exact one by at most D·u·Σ|q_i x_i| ≤ D·u·|q|·|x|
+    (u = 2^-24, Cauchy-Schwarz); two implementations (FAISS, numpy) may each err by that much.
+    """
+    unit = np.finfo(np.float32).eps / 2
+    return 2 * q.shape[1] * unit * np.linalg.norm(q, axis=1) * np.linalg.norm(db, axis=1).max(initial=0.0)
+
+
+def recall_with_ties(found_sims: np.ndarray, exact_sims: np.ndarray, tolerance: np.ndarray) -> float:
+    """Mean fraction of the exact top-k matched by the found lists, a found neighbour counting when it
+    is as similar as the exact k-th one up to the rounding `tolerance` (so near-ties that two kernels
+    order differently are hits). found_sims: (n, k) recomputed similarities of the found neighbours,
+    exact_sims: (n, k) the exact top-k's, tolerance: (n,)."""
+    kth = exact_sims[:, -1] - tolerance
+    return float(np.mean((found_sims >= kth[:, None]).sum(axis=1) / exact_sims.shape[1]))

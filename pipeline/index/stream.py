@@ -35,6 +35,11 @@ def build_streamed_index(reader, factory: str, train_size: int = 65536) -> faiss
 
 def exact_neighbours(reader, positions: np.ndarray, k: int) -> np.ndarray:
     """Exact top-k ids (self excluded) of the given positions, by brute force over the reader's blocks."""
+    return exact_top_k(reader, positions, k)[1]
+
+
+def exact_top_k(reader, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k (sims, ids), self excluded, of the given positions, by brute force over the reader's blocks."""
     q = reader.gather(positions) if len(positions) else np.zeros((0, reader.dim), dtype=np.float32)
     best_sims = np.full((len(q), 0), -np.inf, dtype=np.float32)
     best_ids = np.zeros((len(q), 0), dtype=np.int64)
@@ -47,7 +52,7 @@ def exact_neighbours(reader, positions: np.ndarray, k: int) -> np.ndarray:
             keep = np.argpartition(-sims, k - 1, axis=1)[:, :k]
             sims, ids = np.take_along_axis(sims, keep, 1), np.take_along_axis(ids, keep, 1)
         best_sims, best_ids = sims, ids
-    return by_similarity(best_sims, best_ids)[1]
+    return by_similarity(best_sims, best_ids)
 
 
 def neighbours_in_batches(store: ChunkStore, n: int, k: int, batch_size: int,

@@ -1,8 +1,9 @@
 import numpy as np
+import pytest
 
 from pipeline.data.rows import ArrayRows
-from pipeline.index.search import drop_self, neighbours_of, recall_at_k
-from pipeline.index.stream import build_streamed_index, exact_neighbours
+from pipeline.index.search import dot_rounding_bound, drop_self, neighbours_of, recall_at_k, recall_with_ties
+from pipeline.index.stream import build_streamed_index, exact_neighbours, exact_top_k
 
 
 def mine_neighbours(x, factory, k, shortlist=0):
@@ -49,3 +50,31 @@ def test_drop_self_removes_own_id_or_the_last_result():
 
 def test_recall_at_k_counts_set_overlap():
     assert recall_at_k(np.array([[1, 2], [3, 4]]), np.array([[2, 1], [3, 5]])) == 0.75
+
+
+def test_recall_with_ties_counts_neighbours_as_similar_as_the_kth_up_to_the_tolerance():
+    exact = np.array([[0.9, 0.8, 0.7], [0.5, 0.4, 0.3]])
+    found = np.array([[0.9, 0.7 - 1e-7, 0.6], [0.5, 0.4, 0.3]])
+    # row 0: 0.9 and the near-tie at 0.7 - 1e-7 count within 1e-6, 0.6 does not: 2/3; row 1: 3/3
+    assert recall_with_ties(found, exact, np.array([1e-6, 1e-6])) == (2 / 3 + 1) / 2
+    assert recall_with_ties(found, exact, np.array([0.0, 0.0])) == (1 / 3 + 1) / 2
+
+
+def test_dot_rounding_bound_is_d_units_per_side_scaled_by_the_norms():
+    q = np.array([[3.0, 4.0]], dtype=np.float32)  # |q| = 5, max |x| = 2
+    db = np.array([[0.0, 2.0], [1.0, 0.0]], dtype=np.float32)
+    assert dot_rounding_bound(q, db)[0] == 2 * 2 * 2.0**-24 * 5 * 2
+
+
+def test_exact_search_has_recall_one_with_ties_whatever_order_the_kernels_give_them(rng):
+    x = clustered(rng, 600, 16)
+    x = np.concatenate([x, x[:300]])  # every duplicated row ties with its copy for every query
+    sims, ids = neighbours_of(build_streamed_index(ArrayRows(x), "Flat"), x, 0, len(x), 10)
+    exact_sims, exact_ids = exact_top_k(ArrayRows(x), np.arange(len(x)), 10)
+    tolerance = dot_rounding_bound(x, x)
+    found = np.einsum("nd,nkd->nk", x, x[ids])
+    assert recall_with_ties(found, exact_sims, tolerance) == 1.0
+    wrong = ids.copy()
+    wrong[:, -1] = np.argmin(x @ x.T, axis=1)  # the least similar row instead of the 10th
+    found_wrong = np.einsum("nd,nkd->nk", x, x[wrong])
+    assert recall_with_ties(found_wrong, exact_sims, tolerance) == pytest.approx(0.9)
