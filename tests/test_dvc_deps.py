@@ -86,16 +86,82 @@ def covered(path: str, deps: list[str]) -> bool:
     return any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in deps)
 
 
-def sections_read(files: set[str]) -> set[str]:
-    """params.yaml sections a stage's own code reads: `params.<section>` and `load_params(...).<section>`."""
-    sections = set()
-    for rel in files:
-        if rel.startswith("stages/") and rel not in ("stages/common.py", "stages/students.py"):
-            text = (PROJECT / rel).read_text()
-            sections.update(re.findall(r"\bparams\.(\w+)", text))
-            sections.update(re.findall(r"load_params\([^)]*\)\.(\w+)", text))
+def schema_prefix(segments: list[str]) -> tuple[str, ...]:
+    """The longest prefix of an attribute chain on Params that names schema fields (a method call or a
+    table entry ends it)."""
+    from pydantic import BaseModel
+
     from pipeline.params import Params
-    return sections & set(Params.model_fields)
+    model, path = Params, []
+    for name in segments:
+        if model is None or name not in model.model_fields:
+            break
+        path.append(name)
+        annotation = model.model_fields[name].annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return tuple(path)
+
+
+def chain(node: ast.AST) -> tuple[ast.AST, list[str]]:
+    """`a.b.c` as (the node of `a`, ["b", "c"])."""
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.insert(0, node.attr)
+        node = node.value
+    return node, names
+
+
+def params_paths_read(path: Path) -> set[tuple[str, ...]]:
+    """Dotted params paths one stage file reads: `params.train.student.arch`, and through aliases such as
+    `p = params.train` or `spec, p = ..., load_params(f).mine` followed by `p.student.arch`."""
+    tree = ast.parse(path.read_text())
+    aliases: dict[str, tuple[str, ...]] = {"params": ()}
+
+    def resolve(node: ast.AST) -> tuple[str, ...] | None:
+        base, names = chain(node)
+        if isinstance(base, ast.Name) and base.id in aliases:
+            return aliases[base.id] + tuple(names)
+        if isinstance(base, ast.Call) and getattr(base.func, "id", "") == "load_params":
+            return tuple(names)
+        return None
+
+    alias_values = set()
+    for node in ast.walk(tree):  # aliases first (a stage assigns them before use)
+        if isinstance(node, ast.Assign):
+            pairs = [(node.targets[0], node.value)]
+            if isinstance(node.targets[0], ast.Tuple) and isinstance(node.value, ast.Tuple):
+                pairs = list(zip(node.targets[0].elts, node.value.elts))
+            for target, value in pairs:
+                if isinstance(target, ast.Name) and target.id != "params" and isinstance(value, ast.Attribute):
+                    resolved = resolve(value)
+                    if resolved is not None:
+                        aliases[target.id] = schema_prefix(list(resolved))
+                        alias_values.add(id(value))
+    inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)} | alias_values
+    read = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and id(node) not in inner:  # whole chains only
+            resolved = resolve(node)
+            if resolved is not None and schema_prefix(list(resolved)):
+                read.add(schema_prefix(list(resolved)))
+    return read
+
+
+def params_read(files: set[str]) -> set[tuple[str, ...]]:
+    """Dotted params paths a stage's own code reads (its shared helpers resolve what the stage declares by name)."""
+    return {found for rel in files if rel.startswith("stages/") and rel not in ("stages/common.py", "stages/students.py")
+            for found in params_paths_read(PROJECT / rel)}
+
+
+def declares(declared: list[str], read: tuple[str, ...]) -> bool:
+    """Whether a declared param (dotted, `${...}` standing for any entry) covers a path read: the read path
+    lies under it, or names the table whose entries it declares."""
+    for entry in declared:
+        parts = str(entry).split(".")
+        matches = all(d.startswith("${") or d == r for d, r in zip(parts, read))
+        if matches and (len(parts) <= len(read) or all(d.startswith("${") for d in parts[len(read):])):
+            return True
+    return False
 
 
 STAGES = dvc_stages()
@@ -112,12 +178,27 @@ def test_every_module_a_stage_imports_is_a_dependency(stage):
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
-def test_every_params_section_a_stage_reads_is_declared(stage):
+def test_every_param_a_stage_reads_is_declared(stage):
     spec = STAGES[stage]
     command = spec["cmd"].split()[1]
-    declared = {str(p).split(".")[0].replace("${key}", "") for p in spec.get("params", [])}
-    missing = sorted(sections_read(import_tree(stage_entries()[command])) - declared)
-    assert not missing, f"dvc.yaml stage {stage} reads params sections it does not declare: {missing}"
+    missing = sorted(".".join(path) for path in params_read(import_tree(stage_entries()[command]))
+                     if not declares(spec.get("params", []), path))
+    assert not missing, f"dvc.yaml stage {stage} reads params it does not declare: {missing}"
+
+
+def test_params_paths_follow_aliases_to_the_key_read(tmp_path):
+    code = tmp_path / "stage.py"
+    code.write_text("def run(params_path):\n"
+                    "    params = load_params(params_path)\n"
+                    "    spec, p = student(params), params.train\n"
+                    "    net = create(p.student.arch, p.workers, params.seed, load_params(params_path).mine.k)\n"
+                    "    recipe = p.recipe.model_dump()\n")
+    assert params_paths_read(code) == {("train", "student", "arch"), ("train", "workers"), ("seed",),
+                                       ("mine", "k"), ("train", "recipe")}
+    declared = ["seed", "train.student", "train.${item.method}", "mine", "teachers.${key}"]
+    assert declares(declared, ("train", "student", "arch")) and declares(declared, ("mine", "k"))
+    assert declares(declared, ("teachers",))  # a table read by name: its entries are declared
+    assert not declares(["train.student"], ("train", "workers"))  # a first key alone does not cover train.X
 
 
 def test_the_import_walk_finds_lazy_and_relative_imports():
