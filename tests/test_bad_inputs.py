@@ -13,7 +13,8 @@ import torchvision
 import yaml
 from PIL import Image
 
-from pipeline.data.h5 import feature_writer, read_features
+from pipeline.data.h5 import feature_writer
+from tests.reference import read_features
 from pipeline.data.listfile import write_list
 from pipeline.io import sha256_file
 

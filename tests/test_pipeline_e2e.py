@@ -148,7 +148,7 @@ def test_cached_views_are_the_teachers_features_of_the_seeded_views(repo):
     import torch
     from pipeline.data.dataset import eval_transform, normalize_batch
     from pipeline.data.decode import load_rgb
-    from pipeline.data.h5 import read_features
+    from tests.reference import read_features
     from pipeline.data.listfile import read_list
     from pipeline.data.views import SeededView
     from pipeline.features.extract import multiscale_descriptor

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -22,28 +21,6 @@ from pipeline.io import atomic_path
 
 
 ID_BLOCK = 65536  # ids copied from another file at a time
-
-
-@dataclass
-class FeatureFile:
-    """Features read from HDF5: (N, D) float32 array, ids and provenance attributes."""
-
-    features: np.ndarray
-    ids: list[str]
-    attrs: dict
-    views: np.ndarray | None = None  # (V − 1, M, D) views 1.. of the rows in view_rows
-    view_rows: np.ndarray | None = None
-
-    def items(self) -> np.ndarray:
-        """Features of every item (view · N + row) as one (V · N, D) array; views of rows not in view_rows are zero."""
-        if self.views is None:
-            return self.features
-        n, dim = self.features.shape
-        out = np.zeros(((len(self.views) + 1) * n, dim), dtype=np.float32)
-        out[:n] = self.features
-        for v, view in enumerate(self.views, start=1):
-            out[v * n + self.view_rows] = view
-        return out
 
 
 class _RowWriter:
@@ -143,28 +120,6 @@ def read_arrays(path: str | Path, names: list[str]) -> tuple[dict[str, np.ndarra
     except OSError as exc:
         raise RdistillError(f"{path}: unreadable HDF5 file ({exc})") from None
     return arrays, attrs
-
-
-def read_features(path: str | Path) -> FeatureFile:
-    """Read a complete feature file; refuses NaN, inf and all-zero rows, and ids that do not match the rows."""
-    arrays, attrs = read_arrays(path, ["features", "ids"])
-    features = arrays["features"]
-    if features.ndim != 2 or len(features) != len(arrays["ids"]):
-        raise RdistillError(f"{path}: features of shape {features.shape} for {len(arrays['ids'])} ids")
-    bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
-    if bad.size:
-        raise RdistillError(f"{path}: row {bad[0]} holds NaN or inf")
-    zero = np.flatnonzero(~features.any(axis=1))
-    if zero.size:
-        raise RdistillError(f"{path}: row {zero[0]} is all zeros")
-    views = view_rows = None
-    if attrs.get("views", 1) > 1:
-        extra, _ = read_arrays(path, ["views", "view_rows"])
-        views, view_rows = extra["views"], extra["view_rows"]
-        if views.shape[1:] != (len(view_rows), features.shape[1]) or not np.isfinite(views).all():
-            raise RdistillError(f"{path}: views of shape {views.shape} do not match {len(view_rows)} rows of "
-                                f"{features.shape[1]}-d features, or hold NaN/inf")
-    return FeatureFile(features, list(arrays["ids"]), attrs, views, view_rows)
 
 
 def _encode(value):

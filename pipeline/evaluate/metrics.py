@@ -20,35 +20,6 @@ def as_rows(features):
     return ArrayRows(features) if isinstance(features, np.ndarray) else features
 
 
-def average_precision(relevant: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
-    """Non-interpolated AP per row of a ranked relevance matrix (n_q, n_db); NaN for rows without positives.
-
-    AP = (1/P) Σ_i (i + 1) / (r_i + 1), r_i the 0-based rank of the i-th positive among the kept
-    entries (`kept`: False for entries removed from the ranking, e.g. the query itself).
-    """
-    kept = np.ones_like(relevant, dtype=bool) if kept is None else kept
-    relevant = relevant & kept
-    kept_rank = np.cumsum(kept, axis=1)  # 1-based rank of each kept entry
-    hits = np.cumsum(relevant, axis=1)
-    n_pos = relevant.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(relevant, hits / np.maximum(kept_rank, 1), 0.0)
-        return np.where(n_pos > 0, precision.sum(axis=1) / n_pos, np.nan)
-
-
-def interpolated_precision(relevant: np.ndarray, kept: np.ndarray, levels: np.ndarray = RECALL_LEVELS) -> np.ndarray:
-    """Per row, the highest precision reached at recall ≥ each level (n_q, n_levels); NaN rows without positives."""
-    relevant = relevant & kept
-    hits = np.cumsum(relevant, axis=1)
-    n_pos = hits[:, -1:]
-    precision = hits / np.maximum(np.cumsum(kept, axis=1), 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = hits / n_pos
-    out = np.stack([np.where(recall >= level, precision, 0.0).max(axis=1) for level in levels], axis=1)
-    out[n_pos[:, 0] == 0] = np.nan
-    return out
-
-
 def ap_from_ranks(ranks: np.ndarray) -> float:
     """Non-interpolated AP from the sorted 0-based ranks of all P positives: (1/P) Σ_i (i + 1) / (r_i + 1)."""
     i = np.arange(1, len(ranks) + 1, dtype=np.float64)
@@ -137,7 +108,3 @@ def view_mrr(plain, views, sample: int = 1000, budget_bytes: int = BUDGET_BYTES)
     return float(np.mean(1.0 / (ahead + 1)))
 
 
-def mean_reciprocal_rank(sim: np.ndarray) -> float:
-    """Whiten-MTD's MRR diagnostic (METHODS §3): mean over rows of 1 / (1-based rank of the diagonal entry in its row)."""
-    rank = (sim > np.diagonal(sim)[:, None]).sum(axis=1) + 1
-    return float(np.mean(1.0 / rank))

@@ -28,12 +28,6 @@ class QueryTruth:
         raise ValueError(f"unknown setting {setting!r}")
 
 
-def positive_ranks(ranking: np.ndarray, positives: np.ndarray, ignored: np.ndarray) -> np.ndarray:
-    """0-based ranks of the positives in `ranking` (gallery positions, best first) once ignored ones are removed."""
-    kept = ranking[~np.isin(ranking, ignored)]
-    return np.flatnonzero(np.isin(kept, positives))
-
-
 def reference_ap(ranks: np.ndarray, n_positives: int) -> float:
     """AP with the benchmark's interpolation (METHODS §7): Σ_i (i/r_i + (i+1)/(r_i+1)) / 2 / n_positives.
 
@@ -54,12 +48,6 @@ def precision_at_k(ranks: np.ndarray, ks: Sequence[int]) -> np.ndarray:
         k_eff = min(int(one_based.max()), k)
         out.append((one_based <= k_eff).sum() / k_eff)
     return np.asarray(out, dtype=np.float64)
-
-
-def revisited_scores(rankings: Iterable[np.ndarray], truths: Sequence[QueryTruth], ks: Sequence[int] = (1, 5, 10)) -> dict:
-    """revisited_scores_from_ranks for whole rankings: one array of gallery positions (best first) per query."""
-    ranks = ([positive_ranks(ranking, *truth.split(s)) for s in SETTINGS] for ranking, truth in zip(rankings, truths, strict=True))
-    return revisited_scores_from_ranks(ranks, truths, ks)
 
 
 def revisited_scores_from_ranks(ranks: Iterable[Sequence[np.ndarray]], truths: Sequence[QueryTruth],

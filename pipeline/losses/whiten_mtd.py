@@ -13,23 +13,29 @@ def cross_view_similarities(x: Tensor, y: Tensor) -> Tensor:
     return F.normalize(x, dim=-1) @ F.normalize(y, dim=-1).transpose(-1, -2)
 
 
+def fuse_off_diagonal(teachers: Tensor, rule: str = "max-min", generator: torch.Generator | None = None) -> Tensor:
+    """The fused similarity of pairs of distinct images under `rule` (what fuse puts off the diagonal):
+    mean for mean and max-mean, min for max-min, a random teacher per entry for rand and max-rand. (K, ...) -> (...)."""
+    if rule not in FUSIONS:
+        raise ValueError(f"unknown fusion {rule!r} (known: {', '.join(FUSIONS)})")
+    if rule in ("mean", "max-mean"):
+        return teachers.mean(0)
+    if rule == "max-min":
+        return teachers.min(0).values
+    pick = torch.randint(len(teachers), (1, *teachers.shape[1:]), generator=generator, device=teachers.device)
+    return teachers.gather(0, pick)[0]
+
+
 def fuse(teachers: Tensor, rule: str = "max-min", generator: torch.Generator | None = None) -> Tensor:
     """Element-wise fusion F(T_1..T_K) of METHODS §3. teachers: (K, N, N) -> (N, N).
 
     mean; rand (each entry from a random teacher); max-min, max-mean, max-rand (diagonal: the
-    maximum over teachers; off-diagonal: min, mean or a random teacher).
+    maximum over teachers; off-diagonal: min, mean or a random teacher, as fuse_off_diagonal).
     """
-    if rule not in FUSIONS:
-        raise ValueError(f"unknown fusion {rule!r} (known: {', '.join(FUSIONS)})")
-    k, n, _ = teachers.shape
-    if rule == "mean":
-        return teachers.mean(0)
-    pick = torch.randint(k, (1, n, n), generator=generator, device=teachers.device)
-    randomly = teachers.gather(0, pick)[0]
-    if rule == "rand":
-        return randomly
-    off = {"max-min": teachers.min(0).values, "max-mean": teachers.mean(0), "max-rand": randomly}[rule]
-    eye = torch.eye(n, dtype=torch.bool, device=teachers.device)
+    off = fuse_off_diagonal(teachers, rule, generator)
+    if rule in ("mean", "rand"):  # the diagonal follows the same rule
+        return off
+    eye = torch.eye(teachers.shape[1], dtype=torch.bool, device=teachers.device)
     return torch.where(eye, teachers.max(0).values, off)
 
 
@@ -63,19 +69,6 @@ def contrastive(s: Tensor, tau_s: float = 0.05, both_directions: bool = True) ->
     target = torch.arange(len(s), device=s.device)
     loss = F.cross_entropy(s / tau_s, target)
     return loss + F.cross_entropy(s.T / tau_s, target) if both_directions else loss
-
-
-def fuse_off_diagonal(teachers: Tensor, rule: str = "max-min", generator: torch.Generator | None = None) -> Tensor:
-    """The fused similarity of pairs of distinct images under `rule` (what fuse puts off the diagonal):
-    mean for mean and max-mean, min for max-min, a random teacher per entry for rand and max-rand. (K, ...) -> (...)."""
-    if rule not in FUSIONS:
-        raise ValueError(f"unknown fusion {rule!r} (known: {', '.join(FUSIONS)})")
-    if rule in ("mean", "max-mean"):
-        return teachers.mean(0)
-    if rule == "max-min":
-        return teachers.min(0).values
-    pick = torch.randint(len(teachers), (1, *teachers.shape[1:]), generator=generator, device=teachers.device)
-    return teachers.gather(0, pick)[0]
 
 
 def fused_nearest(anchors: Tensor, candidates: Tensor, valid: Tensor, rule: str = "mean",

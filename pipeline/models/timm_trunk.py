@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from pipeline.data.dataset import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.errors import RdistillError
+from pipeline.models.state import load_state_dict, load_strict
 
 PREFIX = "timm/"
 POOLS = ("gem", "token", "model")
@@ -73,7 +74,6 @@ def timm_state(path: Path) -> dict:
             return load_file(str(path))
         except Exception as exc:  # safetensors raises its own error types for a corrupt file
             raise RdistillError(f"{path}: not a loadable safetensors file ({exc})".splitlines()[0]) from None
-    from pipeline.models.weights import load_state_dict
     return load_state_dict(path)
 
 
@@ -98,5 +98,4 @@ def load_timm_weights(trunk: TimmTrunk, state: dict, source: str) -> None:
     classifier = trunk.model.pretrained_cfg.get("classifier") or "head"
     classifiers = classifier if isinstance(classifier, (list, tuple)) else [classifier]
     state = {k: v for k, v in state.items() if k in own or not k.startswith(tuple(classifiers))}
-    from pipeline.models.weights import load_strict
     load_strict(trunk.model, state, source)

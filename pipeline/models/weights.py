@@ -10,36 +10,8 @@ from torch import nn
 from pipeline.errors import RdistillError
 from pipeline.io import atomic_path
 from pipeline.models.backbones import RetrievalNet, create, trunk_of
+from pipeline.models.state import load_state_dict, load_strict
 from pipeline.models.timm_trunk import TimmTrunk, cached_pretrained, load_timm_weights, timm_state
-
-
-def load_state_dict(path: str | Path) -> dict:
-    """torch.load with weights_only=True; a clear error for a missing or unreadable file."""
-    path = Path(path)
-    if not path.is_file():
-        raise RdistillError(f"{path}: weights file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or unsafe pickles
-        raise RdistillError(f"{path}: not a loadable state_dict ({type(exc).__name__}: {exc})".splitlines()[0]) from None
-    if not isinstance(state, dict):
-        raise RdistillError(f"{path}: expected a state_dict, found {type(state).__name__}")
-    return state
-
-
-def load_strict(module: nn.Module, state: dict, source: str) -> None:
-    """load_state_dict(strict) whose error names the first mismatching key."""
-    own = module.state_dict()
-    for key in own:
-        if key not in state:
-            raise RdistillError(f"{source}: missing key {key!r} for {type(module).__name__}")
-        if tuple(state[key].shape) != tuple(own[key].shape):
-            raise RdistillError(f"{source}: key {key!r} has shape {tuple(state[key].shape)}, "
-                                f"expected {tuple(own[key].shape)}")
-    extra = [k for k in state if k not in own]
-    if extra:
-        raise RdistillError(f"{source}: unexpected key {extra[0]!r} (wrong architecture?)")
-    module.load_state_dict(state)
 
 
 def load_network(path: str | Path, arch: str, dim: int | None, pool: str = "gem") -> RetrievalNet:

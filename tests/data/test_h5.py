@@ -2,7 +2,9 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.data.h5 import feature_writer, read_arrays, read_features, write_arrays
+from pipeline.data.h5 import feature_writer, read_arrays, write_arrays
+from tests.reference import read_features
+from pipeline.data.rows import FeatureRows, read_all
 from pipeline.errors import RdistillError
 
 
@@ -41,7 +43,7 @@ def test_incomplete_and_corrupt_files_are_refused_by_name(tmp_path):
         h5["features"] = np.zeros((2, 2), dtype=np.float32)
         h5["ids"] = np.array([b"a", b"b"])
     with pytest.raises(RdistillError, match="half.h5: incomplete"):
-        read_features(incomplete)
+        FeatureRows(incomplete)
     corrupt = tmp_path / "bad.h5"
     corrupt.write_bytes(b"not hdf5 at all")
     with pytest.raises(RdistillError, match="bad.h5: unreadable"):
@@ -54,8 +56,8 @@ def test_non_finite_rows_are_refused(tmp_path):
     feats[1, 0] = np.nan
     with feature_writer(path, ["a", "b", "c"], {}) as writer:
         writer.write(np.arange(3), feats)
-    with pytest.raises(RdistillError, match="row 1 holds NaN"):
-        read_features(path)
+    with pytest.raises(RdistillError, match="row 1 holds NaN"), FeatureRows(path) as rows:
+        read_all(rows)
 
 
 def test_views_round_trip_and_index_as_items(tmp_path, rng):

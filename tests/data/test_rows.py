@@ -77,7 +77,7 @@ def test_incomplete_and_missing_files_are_refused(tmp_path):
 
 
 def test_ids_are_copied_from_another_file_as_they_are(tmp_path, rng):
-    from pipeline.data.h5 import read_features
+    from tests.reference import read_features
     feats = rng.standard_normal((12, 3)).astype(np.float32)
     write(tmp_path / "a.h5", feats)
     with FeatureRows(tmp_path / "a.h5") as reader:

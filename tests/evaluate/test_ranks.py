@@ -6,9 +6,11 @@ import torch
 
 from pipeline.data.h5 import feature_writer
 from pipeline.data.rows import ArrayRows, FeatureRows
-from pipeline.evaluate.metrics import average_precision, class_protocol, interpolated_precision
+from pipeline.evaluate.metrics import class_protocol
+from tests.reference import average_precision, interpolated_precision
 from pipeline.evaluate.ranks import ahead_counts, positive_ranks
-from pipeline.evaluate.revisited import SETTINGS, QueryTruth, revisited_scores
+from pipeline.evaluate.revisited import SETTINGS, QueryTruth
+from tests.reference import revisited_scores
 
 
 def full_ranking(q, db):

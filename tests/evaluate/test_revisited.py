@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline.evaluate.revisited import QueryTruth, format_revisited, revisited_scores
+from pipeline.evaluate.revisited import QueryTruth, format_revisited
+from tests.reference import revisited_scores
 
 
 def truth(easy=(), hard=(), junk=()):

@@ -1,6 +1,7 @@
 import numpy as np
 
-from pipeline.data.h5 import feature_writer, read_features
+from pipeline.data.h5 import feature_writer
+from tests.reference import read_features
 from pipeline.data.rows import FeatureRows
 from pipeline.train.targets import open_targets, write_targets
 
