@@ -105,9 +105,9 @@ def main(images: int = 256, batch: int = 32, teacher_size: int = 256, student_si
         seconds = {"teacher": 0.0, "student": 0.0, "online": 0.0}
         for xb, xs, r in zip(big, small, row_batches):
             calls = {"teacher": (teacher_forward, xb), "student": (student_step, xs, r), "online": (online_step, xb, xs)}
-            for name in [*calls, *reversed(calls)]:
-                fn, *args = calls[name]
-                seconds[name] += timed(fn, *args) / (2 * len(big))
+            for call in [*calls, *reversed(calls)]:
+                fn, *args = calls[call]
+                seconds[call] += timed(fn, *args) / (2 * len(big))
         t_teacher, t_student, t_online = seconds["teacher"], seconds["student"], seconds["online"]
 
         # equal loss values on the same batch: cached lookup vs the teacher run online
