@@ -1,0 +1,65 @@
+"""Intervals over seeds and paired bootstraps over queries, against hand computations and by calibration."""
+import numpy as np
+import pytest
+
+from pipeline.evaluate.intervals import (bootstrap_interval, excludes_zero, paired_difference, query_resamples,
+                                         seed_interval)
+
+
+def test_seed_interval_is_the_student_t_interval_worked_by_hand():
+    # mean 0.9, s = 0.1, t_{0.975, 2} = 4.302653: half-width 4.302653 · 0.1 / √3 = 0.248414
+    mean, low, high = seed_interval([0.8, 0.9, 1.0])
+    assert mean == pytest.approx(0.9) and low == pytest.approx(0.9 - 0.248414, abs=1e-6)
+    assert high == pytest.approx(0.9 + 0.248414, abs=1e-6)
+    mean, low, high = seed_interval([0.7])
+    assert mean == 0.7 and np.isnan(low) and np.isnan(high)  # one seed: no spread to measure
+
+
+def test_bootstrap_interval_over_every_resample_of_two_queries_worked_by_hand():
+    # Resamples of d = [1, −1]: (1,1) → 1, (1,−1) → 0, (−1,1) → 0, (−1,−1) → −1; sorted [−1, 0, 0, 1].
+    # Linear percentiles: 2.5 % at position 0.075 → −1 + 0.075 = −0.925; 97.5 % at 2.925 → 0.925.
+    every = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    mean, low, high = bootstrap_interval(np.array([1.0, -1.0]), every)
+    assert (mean, low, high) == pytest.approx((0.0, -0.925, 0.925))
+
+
+def test_paired_difference_averages_seeds_per_query_before_resampling():
+    a = np.array([[0.5, 1.0, 0.0], [0.7, 0.8, 0.2]])  # two seeds, three queries: per query 0.6, 0.9, 0.1
+    b = np.array([[0.5, 0.5, 0.5]])
+    every = np.array(np.meshgrid(*[range(3)] * 3)).reshape(3, -1).T  # all 27 resamples
+    diff, low, high = paired_difference(a, b, every)
+    d = np.array([0.1, 0.4, -0.4])
+    means = np.sort(d[every].mean(axis=1))
+    assert diff == pytest.approx(0.1 / 3) and low == pytest.approx(np.percentile(means, 2.5))
+    # by hand: the lowest mean is −0.4 (all three draws the third query), the next (−0.4 − 0.4 + 0.1) / 3;
+    # the 2.5 % point sits at position 0.025 · 26 = 0.65 between them
+    assert low == pytest.approx(-0.4 + 0.65 * ((-0.4 - 0.4 + 0.1) / 3 + 0.4))
+    with pytest.raises(ValueError, match="same queries"):
+        paired_difference(a, b[:, :2], every)
+
+
+def test_resamples_are_seeded():
+    assert np.array_equal(query_resamples(50, 100, seed=3), query_resamples(50, 100, seed=3))
+    assert not np.array_equal(query_resamples(50, 100, seed=3), query_resamples(50, 100, seed=4))
+
+
+def synthetic_scores(rng, shift: float, queries: int = 200, seeds: int = 3):
+    """Per-query AP of two methods on the same queries: a shared query difficulty, seed noise and query noise."""
+    difficulty = rng.beta(2, 2, queries)
+    a = np.clip(difficulty + shift + 0.15 * rng.standard_normal((seeds, queries)), 0, 1)
+    b = np.clip(difficulty + 0.15 * rng.standard_normal((seeds, queries)), 0, 1)
+    return a, b
+
+
+def test_the_95_percent_interval_holds_a_null_difference_about_95_times_in_100():
+    rng = np.random.default_rng(0)
+    resamples = query_resamples(200, 2000, seed=1)
+    held = sum(not excludes_zero(*paired_difference(*synthetic_scores(rng, 0.0), resamples)[1:]) for _ in range(200))
+    assert 176 <= held <= 198  # 88–99 % of 200 trials
+
+
+def test_a_real_difference_is_excluded_from_zero():
+    rng = np.random.default_rng(1)
+    resamples = query_resamples(200, 2000, seed=1)
+    diff, low, high = paired_difference(*synthetic_scores(rng, 0.05), resamples)
+    assert low > 0 and excludes_zero(low, high) and diff == pytest.approx(0.05, abs=0.02)
