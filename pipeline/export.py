@@ -6,6 +6,7 @@ Both take normalised float32 RGB images (B, 3, H, W) of any size and return l2-n
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import sys
 import warnings
@@ -57,7 +58,11 @@ def export_torchscript(net: nn.Module, meta: dict, path: str | Path) -> None:
     with warnings.catch_warnings():  # torch says TorchScript is deprecated; libtorch and torch.jit.load still load it
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(net.eval(), example_input(meta["image_size"]))
-        torch.jit.save(traced, str(path), _extra_files={f"{METADATA_KEY}.json": json.dumps(meta, sort_keys=True)})
+        # Saved through a buffer: saved to a path, the archive's inner folder takes the file's name, so the
+        # same model written under two temporary names would give two different files.
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={f"{METADATA_KEY}.json": json.dumps(meta, sort_keys=True)})
+    Path(path).write_bytes(buffer.getvalue())
 
 
 def onnx_metadata(path: str | Path) -> dict:

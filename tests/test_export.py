@@ -52,3 +52,16 @@ def test_onnx_and_torchscript_give_the_students_descriptors_on_real_images(proje
                                        "l2-normalise each, average, l2-normalise"}
     assert onnx_metadata(project / "exports/s.onnx") == expected_meta
     assert torchscript_metadata(project / "exports/s.pt") == expected_meta
+
+
+def test_the_torchscript_file_does_not_depend_on_the_name_it_is_written_under(tmp_path):
+    """The export stage writes under a temporary name, then renames: two runs must give the same bytes."""
+    import subprocess
+    import sys
+    script = ("import sys, torch; from pipeline.models.backbones import create; "
+              "from pipeline.export import export_torchscript; torch.manual_seed(0); "
+              "export_torchscript(create('resnet18', 8), {'image_size': 16}, sys.argv[1])")
+    for name in ("one.pt", ".one.pt.partial-123"):  # each in its own process, as each stage run is
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], check=True, capture_output=True,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert (tmp_path / "one.pt").read_bytes() == (tmp_path / ".one.pt.partial-123").read_bytes()
