@@ -34,9 +34,31 @@ def neighbours(name: str) -> Path:
     return Path("data/neighbours") / f"{name}.h5"
 
 
-def student_weights(name: str) -> Path:
-    """A trained student's state dict."""
-    return Path("data/students") / f"{name}.pt"
+def students(name: str) -> Path:
+    """The folder of a student's trained networks, one per training seed."""
+    return Path("data/students") / name
+
+
+def student_weights(name: str, seed: int) -> Path:
+    """A student trained with one seed: its record and state dict."""
+    return students(name) / f"seed-{seed}.pt"
+
+
+def trained_seeds(name: str) -> Path:
+    """Students already trained, by seed, kept outside the stage's outputs (DVC removes those before a run),
+    so that adding a seed trains only that seed; each is reused only while its training key holds."""
+    return Path("data/.partial/seeds") / name
+
+
+def per_query(kind: str, name: str) -> Path:
+    """Every query's AP of one evaluated model (kind: student, teacher or ensemble), for paired comparisons."""
+    return Path("data/queries") / kind / f"{name}.h5"
+
+
+def live(kind: str, name: str, seed: int | None = None) -> Path:
+    """A training run's DVCLive folder: dvclive/<kind>/<name>[/seed-<seed>] (per-epoch steps, latest summary)."""
+    folder = Path("dvclive") / kind / name
+    return folder / f"seed-{seed}" if seed is not None else folder
 
 
 def metrics(kind: str, name: str) -> Path:
@@ -64,5 +86,7 @@ def scratch(stage: str, name: str) -> Path:
     return Path("data/.partial") / f"{stage}-{name}"
 
 
+ENVIRONMENT = Path("data/environment.json")  # this machine's, never cached or committed (stages/environment.py)
 REPORT = Path("reports/results.md")
+COMPARISON = Path("metrics/comparison.json")  # the report's intervals and paired differences, for dvc exp show
 TRADEOFF = Path("plots/tradeoff.png")  # mAP against GFLOPs per image, every model

@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator,
+                      model_validator)
 
 from pipeline.errors import RdistillError
 from pipeline.methods import SEVERAL_TEACHERS, SINGLE_TEACHER
@@ -345,6 +346,13 @@ class PKTParams(BaselineParams):
 class TrainParams(Section):
     """Shared by every student; each method's settings and recipe in its own sub-section."""
 
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds {seeds}: a seed is listed twice")
+        return seeds
+
     preset: Literal["custom", "paper"] = "custom"
     """custom: the settings below | paper: every method's settings and recipe are its paper's (METHODS §9, the
     defaults); train.override and the changes under train.<method> are then not used (a student's own recipe is)"""
@@ -352,6 +360,9 @@ class TrainParams(Section):
     """the student network, shared by every student"""
     workers: int = Field(0, ge=0)
     """DataLoader worker processes decoding while the step runs"""
+    seeds: list[int] | None = Field(None, min_length=1)
+    """training seeds: every student is trained once per seed, and the report's intervals come from them
+    (default: [seed]); the first seed's student is the one exported, searched and shown in retrieval grids"""
     image_cache_mb: float = Field(2048, ge=0)
     """decoded views kept in memory after the first epoch"""
     recipe: Recipe = Recipe()
@@ -404,6 +415,11 @@ class EvaluateParams(Section):
     """queries shown in the retrieval grid (0: no grid)"""
 
 
+class ReportParams(Section):
+    resamples: PositiveInt = 10_000
+    """query resamples of the paired bootstrap behind the report's differences (seeded by `seed`)"""
+
+
 class Params(Section):
     seed: int = 0
     """python, numpy and torch seeds; shuffling order; augmented views"""
@@ -425,6 +441,12 @@ class Params(Section):
     ensembles: dict[str, EnsembleStudentSpec] = {}
     """multi-teacher students"""
     evaluate: EvaluateParams = EvaluateParams()
+    report: ReportParams = ReportParams()
+    """the results table's intervals"""
+
+    def training_seeds(self) -> list[int]:
+        """The seeds every student is trained with: train.seeds, or [seed] when it is not given."""
+        return self.train.seeds if self.train.seeds is not None else [self.seed]
 
     @model_validator(mode="after")
     def _students_name_known_teachers(self) -> "Params":

@@ -24,6 +24,17 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def source_sha256() -> str:
+    """sha256 of this installation's own code (every .py file of pipeline/ and stages/, by relative path)."""
+    import hashlib
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(p for folder in ("pipeline", "stages") for p in (root / folder).rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def environment(device: str) -> dict[str, str]:
     """What shapes computed features besides code and weights: libraries, python, image decoder, `device` (in words)."""
     jpeg = pil_features.version("jpg") or "none"

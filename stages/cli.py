@@ -54,6 +54,13 @@ def extract_cmd(name: str = typer.Argument(..., help="Teacher name declared unde
     extract(name, state["params"])
 
 
+@app.command("environment")
+def environment_cmd() -> None:
+    """Write data/environment.json: libraries, decoder, CPU kernels and GPUs that cached features depend on."""
+    from stages.environment import environment
+    typer.echo(environment())
+
+
 @app.command("verify")
 def verify_cmd(
     name: str = typer.Argument(..., help="Teacher name declared under `teachers:`."),

@@ -10,7 +10,9 @@ from PIL import Image
 from pipeline import layout
 from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader
 from pipeline.data.listfile import ImageList
-from pipeline.evaluate.protocols import GroundTruth, load_ground_truth, revisited_lines, score, top_results
+from pipeline.data.h5 import write_arrays
+from pipeline.evaluate.protocols import (GroundTruth, average_results, load_ground_truth, pop_per_query, query_rows_of,
+                                         revisited_lines, score, top_results)
 from pipeline.data.rows import FeatureRows
 from pipeline.features.extract import describe_to_file
 from pipeline.runtime import device
@@ -26,7 +28,7 @@ from stages.common import prepared_list
 def write_plots(name: str, image_list: ImageList, student, truth: GroundTruth | None, result: dict,
                 n_queries: int) -> None:
     """plots/pr/<name>.json (precision–recall per setting; moved out of `result`) and plots/grid/<name>.png."""
-    curve = [{"setting": setting, "recall": r, "precision": p}
+    curve = [{"series": setting, "setting": setting, "recall": r, "precision": p}  # one line per setting
              for setting, scores in result.items() if isinstance(scores, dict) and "pr_curve" in scores
              for r, p in zip(scores["pr_curve"]["recall"], scores.pop("pr_curve")["precision"])]
     write_json(layout.plot("pr", name, ".json"), {"pr": curve})
@@ -43,33 +45,54 @@ def write_plots(name: str, image_list: ImageList, student, truth: GroundTruth | 
         grid.save(tmp, format="PNG")
 
 
+def describe_student(name: str, seed: int, net, checkpoint: dict, image_list: ImageList, rows: np.ndarray, p) -> Path:
+    """The student's descriptors of `rows`, in a scratch feature file read back block by block like a
+    teacher's: memory stays at a block however large the gallery (1M distractors: 2 GB at 512-d)."""
+    dataset = ImageListDataset(image_list.paths, image_list.labels, rows, eval_transform(checkpoint["image_size"]),
+                               image_list.bboxes, decode_size=checkpoint["image_size"])
+    scratch = layout.scratch("evaluate", name)
+    scratch.mkdir(parents=True, exist_ok=True)
+    path = scratch / f"student-seed-{seed}.h5"
+    describe_to_file(net, make_loader(dataset, p.batch_size, 0, by_shape=True), p.scales, image_list.ids, len(rows),
+                     device(), path, desc=f"evaluate {name} seed {seed}")
+    return path
+
+
 def evaluate(name: str, params_path: Path) -> str:
-    """Write metrics/eval/<name>.json: the student symmetric, and asymmetric against its teacher."""
+    """Write metrics/eval/<name>.json (the student symmetric, and asymmetric against its teacher: means over
+    the training seeds, and each seed's) and every query's AP of every seed (data/queries/student/<name>.h5)."""
     params = load_params(params_path)
     p = params.evaluate
     image_list, list_sha = prepared_list()
-    weights = layout.student_weights(name)
-    net, checkpoint = load_student(weights)
+    seeds = params.training_seeds()
     rows = np.union1d(image_list.query_rows(), image_list.gallery_rows())
-    dataset = ImageListDataset(image_list.paths, image_list.labels, rows, eval_transform(checkpoint["image_size"]),
-                               image_list.bboxes, decode_size=checkpoint["image_size"])
-    loader = make_loader(dataset, p.batch_size, 0, by_shape=True)
-    # The student's descriptors go to a scratch feature file and are read back block by block, like a
-    # teacher's: memory stays at a block however large the gallery (1M distractors: 2 GB at 512-d).
-    scratch = layout.scratch("evaluate", name)
-    scratch.mkdir(parents=True, exist_ok=True)
-    describe_to_file(net, loader, p.scales, image_list.ids, len(rows), device(), scratch / "student.h5",
-                     desc=f"evaluate {name}")
     truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
-    with FeatureRows(scratch / "student.h5") as student:
-        result = {"method": checkpoint["method"], "teacher": checkpoint["teacher"], "arch": checkpoint["arch"],
-                  "teachers": checkpoint.get("teachers", [checkpoint["teacher"]]),
-                  "symmetric": score(image_list, student, student, truth, p.recall_at)}
-        if METHODS[checkpoint["method"]].teacher_space:
-            with open_checked_features(layout.whitened_features(checkpoint["teacher"]), list_sha,
-                                       checkpoint["teacher"]) as teacher:  # only gallery rows are read
-                result["asymmetric"] = score(image_list, student, teacher, truth, p.recall_at)
-        write_plots(name, image_list, student, truth, result, p.grid_queries)
-    write_json(layout.metrics("eval", name), result)
-    shutil.rmtree(scratch)
-    return revisited_lines(truth, result, p.recall_at)
+    results = []
+    for seed in seeds:
+        net, checkpoint = load_student(layout.student_weights(name, seed))
+        with FeatureRows(describe_student(name, seed, net, checkpoint, image_list, rows, p)) as student:
+            result = {"method": checkpoint["method"], "teacher": checkpoint["teacher"], "arch": checkpoint["arch"],
+                      "teachers": checkpoint.get("teachers", [checkpoint["teacher"]]),
+                      "symmetric": score(image_list, student, student, truth, p.recall_at)}
+            if METHODS[checkpoint["method"]].teacher_space:
+                with open_checked_features(layout.whitened_features(checkpoint["teacher"]), list_sha,
+                                           checkpoint["teacher"]) as teacher:  # only gallery rows are read
+                    result["asymmetric"] = score(image_list, student, teacher, truth, p.recall_at)
+            if seed == seeds[0]:  # curves and grids show the first seed's student, the one exported
+                write_plots(name, image_list, student, truth, result, p.grid_queries)
+            else:
+                for scores in result.values():
+                    if isinstance(scores, dict):
+                        scores.pop("pr_curve", None)
+        results.append(result)
+    per_query = [pop_per_query(r) for r in results]
+    write_arrays(layout.per_query("student", name),
+                 {**{k: np.stack([q[k] for q in per_query]) for k in per_query[0]},
+                  "query_rows": query_rows_of(image_list, truth), "seeds": np.asarray(seeds)},
+                 {"list_sha256": list_sha})
+    summary = average_results(results)
+    summary["seeds"] = seeds
+    summary["by_seed"] = {str(seed): {k: v for k, v in r.items() if isinstance(v, dict)} for seed, r in zip(seeds, results)}
+    write_json(layout.metrics("eval", name), summary)
+    shutil.rmtree(layout.scratch("evaluate", name))
+    return revisited_lines(truth, {k: v for k, v in summary.items() if k != "by_seed"}, p.recall_at)

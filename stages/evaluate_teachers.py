@@ -12,7 +12,8 @@ from pathlib import Path
 from pipeline import layout
 from pipeline.evaluate.ensemble import EnsembleRows
 from pipeline.evaluate.metrics import view_mrr
-from pipeline.evaluate.protocols import load_ground_truth, revisited_lines, score
+from pipeline.data.h5 import write_arrays
+from pipeline.evaluate.protocols import load_ground_truth, pop_per_query, query_rows_of, revisited_lines, score
 from pipeline.io import write_json
 from pipeline.params import load_params
 from pipeline.whitening.pca import angle_statistics
@@ -21,7 +22,7 @@ from stages.common import prepared_list
 
 
 def evaluate_teacher(name: str, params_path: Path) -> str:
-    """Write metrics/eval_teacher/<name>.json: the teacher's raw and whitened features."""
+    """Write metrics/eval_teacher/<name>.json (the teacher's raw and whitened features) and every query's AP."""
     p = load_params(params_path).evaluate
     image_list, list_sha = prepared_list()
     truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
@@ -31,6 +32,9 @@ def evaluate_teacher(name: str, params_path: Path) -> str:
             result[setting] = score(image_list, features, features, truth, p.recall_at)
             result[setting]["dim"] = int(features.dim)
         result[setting].pop("pr_curve", None)
+    per_query = pop_per_query(result)
+    write_arrays(layout.per_query("teacher", name), {**per_query, "query_rows": query_rows_of(image_list, truth)},
+                 {"list_sha256": list_sha})
     write_json(layout.metrics("eval_teacher", name), result)
     return revisited_lines(truth, result, p.recall_at)
 
@@ -54,6 +58,9 @@ def evaluate_ensemble(params_path: Path) -> str:
             for t, plain, first in zip(teachers, plains, firsts):
                 diagnostics[t]["view_mrr"] = view_mrr(plain, first)
             diagnostics["EM"] = {"view_mrr": view_mrr(EnsembleRows(plains), EnsembleRows(firsts))}
+    per_query = pop_per_query({"symmetric": result})
+    write_arrays(layout.per_query("ensemble", "EM"), {**per_query, "query_rows": query_rows_of(image_list, truth)},
+                 {"list_sha256": list_sha})
     write_json(layout.metrics("eval_ensemble", "EM"), {"teachers": teachers, "symmetric": result,
                                                        "diagnostics": diagnostics})
     return revisited_lines(truth, {"symmetric": result}, params.evaluate.recall_at)

@@ -11,9 +11,9 @@ from pipeline.params import load_params
 
 
 def export(name: str, params_path: Path) -> str:
-    """Write the student's ONNX and TorchScript files; return where they are."""
+    """Write the student's ONNX and TorchScript files (its first training seed's network); return where they are."""
     params = load_params(params_path)
-    net, checkpoint = load_student(layout.student_weights(name))
+    net, checkpoint = load_student(layout.student_weights(name, params.training_seeds()[0]))
     meta = preprocessing(checkpoint, params.evaluate.scales)
     paths = [layout.export(name, ".onnx"), layout.export(name, ".pt")]
     for path, write in zip(paths, (export_onnx, export_torchscript)):

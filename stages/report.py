@@ -8,11 +8,15 @@ from pathlib import Path
 import torch
 
 from pipeline import layout
-from pipeline.io import atomic_path
+from pipeline.data.h5 import open_complete
+from pipeline.evaluate.intervals import query_resamples
+from pipeline.io import atomic_path, write_json
 from pipeline.models.weights import load_network, load_student
 from pipeline.params import Params, load_params
+from pipeline.report.comparison import compare_students
 from pipeline.report.cost import model_cost
-from pipeline.report.table import results_table, results_title
+from pipeline.report.series import loss_series, pr_series
+from pipeline.report.table import intervals_note, results_table, results_title
 from pipeline.report.tradeoff import tradeoff_plot, tradeoff_points
 from pipeline.report.verify import verify_table
 
@@ -23,6 +27,18 @@ def _load_all(kind: str, declared) -> dict[str, dict]:
     # Only declared models: metrics of a teacher or student removed from params.yaml stay on disk but are stale.
     folder = layout.metrics(kind, "x").parent
     return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json")) if path.stem in declared}
+
+
+def _per_query(kind: str, names) -> dict[str, dict]:
+    """Every query's AP of the named models that have it (data/queries/<kind>/), by setting."""
+    out = {}
+    for name in sorted(names):
+        path = layout.per_query(kind, name)
+        if path.is_file():
+            h5, _ = open_complete(path)
+            with h5:
+                out[name] = {key: h5[key][()] for key in h5 if key not in ("query_rows", "seeds")}
+    return out
 
 
 def costs_of(params: Params, teachers: dict, students: dict) -> dict[str, dict]:
@@ -36,7 +52,7 @@ def costs_of(params: Params, teachers: dict, students: dict) -> dict[str, dict]:
             net = load_network(layout.teacher_weights(name), spec.arch, spec.dim, spec.pool)
             costs[name] = model_cost(net, spec.image_size, params.extract.scales)
     for name in students:
-        net, checkpoint = load_student(layout.student_weights(name))
+        net, checkpoint = load_student(layout.student_weights(name, params.training_seeds()[0]))
         costs[name] = model_cost(net, checkpoint["image_size"], params.evaluate.scales)
     return costs
 
@@ -48,10 +64,22 @@ def report(params_path: Path) -> str:
     teachers, evaluated = _load_all("eval_teacher", params.teachers), _load_all("eval", students)
     ensembles = _load_all("eval_ensemble", {"EM"})
     costs = costs_of(params, teachers, evaluated)
-    table = results_table(teachers, evaluated, _load_all("train", students), ensembles, costs)
+    # one seeded draw of the queries, shared by every comparison (the bootstrap is paired)
+    comparison = compare_students(evaluated, _per_query("student", evaluated), _per_query("teacher", teachers),
+                                  lambda n: query_resamples(n, params.report.resamples, params.seed))
+    write_json(layout.COMPARISON, comparison)
+    losses = {n: json.loads(layout.plot("loss", n, ".json").read_text()) for n in sorted(students)
+              if layout.plot("loss", n, ".json").is_file()}
+    curves = {n: json.loads(layout.plot("pr", n, ".json").read_text()) for n in sorted(students)
+              if layout.plot("pr", n, ".json").is_file()}
+    write_json(layout.plot("compare", "loss", ".json"), loss_series(losses))
+    for setting, rows in pr_series(curves, {n: r["teacher"] for n, r in evaluated.items()}).items():
+        write_json(layout.plot("compare", f"pr_{setting}", ".json"), rows)
+    table = results_table(teachers, evaluated, _load_all("train", students), ensembles, costs, comparison)
+    table += intervals_note(comparison, params.report.resamples)
     layout.TRADEOFF.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(layout.TRADEOFF) as tmp:
-        tradeoff_plot(tradeoff_points(teachers, evaluated, ensembles, costs), tmp)
+        tradeoff_plot(tradeoff_points(teachers, evaluated, ensembles, costs), tmp, comparison)
     table += ("\nCosts per image at the model's input size and scales; ms measured on the machine that ran the "
               f"report ({torch.get_num_threads()} threads).\n\n![mAP against GFLOPs per image](../{layout.TRADEOFF})\n")
     checks = _load_all("verify", params.teachers)

@@ -68,7 +68,7 @@ def search(name: str, params_path: Path, gallery: Path, query: Path, top: int = 
     """The student's `top` hits for `query` among the images of `gallery`, as a table or JSON; writes a grid PNG."""
     params = load_params(params_path)
     scales, batch_size = params.evaluate.scales, params.evaluate.batch_size
-    weights = layout.student_weights(name)
+    weights = layout.student_weights(name, params.training_seeds()[0])
     net, checkpoint = load_student(weights)
     if not query.is_file():
         raise RdistillError(f"{query}: query image not found")

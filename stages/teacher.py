@@ -15,6 +15,7 @@ from pipeline.models.weights import load_pretrained
 from pipeline.params import Recipe, load_params
 from pipeline.scratch import ChunkStore
 from pipeline.runtime import device, seed_everything
+from pipeline.train.live import epoch_logger
 from pipeline.train.loop import fit
 from pipeline.train.classification import ClassificationObjective
 from stages.common import class_indices, declared, prepared_list
@@ -26,6 +27,7 @@ def teacher(name: str, params_path: Path) -> None:
     """Write data/teachers/<name>.pt: a trained or loaded teacher network."""
     params = load_params(params_path)
     spec, p = declared(params.teachers, "teachers", name, params_path), params.teacher
+    layout.live("teacher", name).mkdir(parents=True, exist_ok=True)  # declared; empty for a teacher not trained here
     if spec.features:  # no network here: the marker says where the features come from (extract imports them)
         with atomic_path(layout.teacher_weights(name)) as tmp:
             torch.save({"imported_features": spec.features, "ids": spec.ids}, tmp)
@@ -49,12 +51,15 @@ def teacher(name: str, params_path: Path) -> None:
         store = ChunkStore(layout.scratch("teacher", name), {"spec": spec.model_dump(), "teacher": p.model_dump(),
                                                               "seed": params.seed, "list_sha256": list_sha})
         recipe = Recipe(lr=p.lr, weight_decay=p.weight_decay, epochs=p.epochs, batch_size=p.batch_size)
-        history = fit(net, objective, loader, recipe, device(),
-                      on_epoch=lambda r: log.info("teacher %s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"]),
-                      checkpoint=store.file("checkpoint.pt"))
+        with epoch_logger(layout.live("teacher", name)) as log_epoch:
+            def on_epoch(r: dict) -> None:
+                log.info("teacher %s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"])
+                log_epoch(r)
+            history = fit(net, objective, loader, recipe, device(), on_epoch=on_epoch, checkpoint=store.file("checkpoint.pt"))
         store.clear()
     else:
         load_pretrained(net, spec.weights)
+    layout.live("teacher", name).mkdir(parents=True, exist_ok=True)  # declared; empty for a teacher not trained here
     with atomic_path(layout.teacher_weights(name)) as tmp:
         torch.save(net.cpu().state_dict(), tmp)
     write_json(layout.metrics("teacher", name), {"arch": spec.arch, "weights": spec.weights, "history": history})

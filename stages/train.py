@@ -1,22 +1,29 @@
-"""Stage `train`: a student trained against cached teacher features (no teacher forward pass)."""
+"""Stage `train`: a student trained against cached teacher features (no teacher forward pass), once per
+training seed (`train.seeds`)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from pipeline import layout
 from pipeline.data.h5 import read_arrays
 from pipeline.distributed import init_from_env, is_main, main_first, rank_and_world
-from pipeline.io import write_json
+from pipeline.io import atomic_path, write_json
 from pipeline.methods import METHODS
 from pipeline.models.backbones import create
 from pipeline.models.weights import save_student
 from pipeline.params import load_params
-from pipeline.runtime import device, seed_everything
+from pipeline.provenance import library_versions, source_sha256
+from pipeline.runtime import describe_device, device, seed_everything
 from pipeline.scratch import ChunkStore
 from pipeline.train.batches import check_batch, training_loader
+from pipeline.train.live import epoch_logger
 from pipeline.train.loop import fit
 from pipeline.train.objectives import build_objective
 from pipeline.train.targets import load_targets, partners_of
@@ -26,13 +33,23 @@ from stages.students import student
 log = logging.getLogger(__name__)
 
 
+def reusable(path: Path, key: str) -> dict | None:
+    """The record of a student trained earlier with the same training key, or None."""
+    if not path.is_file():
+        return None
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a file cut short by a crash: train again
+        return None
+    return record if isinstance(record, dict) and record.get("training_key") == key else None
+
+
 def train(name: str, params_path: Path) -> None:
-    """Write data/students/<name>.pt and metrics/train/<name>.json (loss per epoch, seconds)."""
+    """Write data/students/<name>/seed-<s>.pt for every training seed, and metrics/train/<name>.json."""
     params = load_params(params_path)
     spec, p = student(params, name, params_path), params.train
     recipe, settings = spec.recipe, spec.settings
     init_from_env()
-    seed_everything(params.seed)
     image_list, list_sha = prepared_list()
     rows = image_list.train_rows()
     pairs = settings.pairs if METHODS[spec.method].pairs else None
@@ -42,33 +59,70 @@ def train(name: str, params_path: Path) -> None:
     else:
         labels, n_classes = image_list.labels, 0
     teacher_shas = [read_arrays(layout.whitened_features(t), [])[1].get("weights_sha256") for t in spec.teachers]
+    # Everything a trained network depends on but its seed (the code and libraries included): a student
+    # trained earlier is reused only while it holds.
+    inputs = {"method": spec.method, "teachers": spec.teachers, "recipe": recipe.model_dump(),
+              "settings": settings.model_dump(), "student": p.student.model_dump(), "temperature": p.temperature,
+              "workers": p.workers, "seed": params.seed, "list_sha256": list_sha, "teacher_sha256": teacher_shas,
+              "source_sha256": source_sha256(), "versions": library_versions(), "device": describe_device(device())}
     store = main_first(lambda: ChunkStore(layout.scratch("train", name), {
-        "params": params.model_dump(), "list_sha256": list_sha, "teacher_sha256": teacher_shas}))
+        "params": params.model_dump(exclude={"train": {"seeds"}}), "list_sha256": list_sha,
+        "teacher_sha256": teacher_shas}))
     targets, attrs = load_targets(spec.teachers, list_sha, len(image_list), n_classes, store.file("targets.npy"))
     n_views, rank_world = attrs.get("views", 1), rank_and_world()
-    net = create(p.student.arch, targets.dim, p.student.last_stride, p.student.pool)
-    objective = build_objective(spec.method, settings, targets, p.temperature,
-                                recipe.supervised_weight, recipe.supervised, recipe.triplet_margin)
     partners = partners_of(pairs, targets, spec.teachers, teacher_shas, list_sha, rows,
                            getattr(settings, "fusion", "mean"), params.seed)  # contrastive fuses nothing: the mean
     check_batch(name, spec.method, recipe.batch_size, len(rows), rank_world[1], getattr(settings, "k", 2))
-    loader = training_loader(image_list.paths, labels, rows, n_views, attrs.get("seed", params.seed),
-                             p.student.image_size, recipe.batch_size, rank_world, pairs=pairs, partners=partners,
-                             random_erasing=p.student.random_erasing, cache_mb=p.image_cache_mb, workers=p.workers,
-                             seed=params.seed)
-    log.info("training student %s (%s, %s from %s, %d view(s)) on %d images", name, p.student.arch, spec.method,
-             "+".join(spec.teachers), n_views, len(rows))
-    history = fit(net, objective, loader, recipe, device(),
-                  on_epoch=lambda r: log.info("%s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"]),
-                  checkpoint=store.file("checkpoint.pt"))
+    checkpoint_record = {"arch": p.student.arch, "dim": targets.dim, "image_size": p.student.image_size,
+              "last_stride": p.student.last_stride, "pool": p.student.pool,
+              "method": spec.method, "teacher": spec.gallery, "teachers": spec.teachers}
+    histories = {}
+    for seed in params.training_seeds():
+        key = hashlib.sha256(json.dumps({**inputs, "training_seed": seed}, sort_keys=True, default=str).encode()).hexdigest()
+        kept = layout.trained_seeds(name) / f"seed-{seed}.pt"
+        earlier = reusable(kept, key)
+        if earlier is not None:
+            log.info("student %s seed %d: trained earlier with the same inputs, reused", name, seed)
+            histories[seed] = earlier["history"]
+            if is_main():
+                with epoch_logger(layout.live("train", name, seed)) as log_epoch:  # its epochs, as they were
+                    for epoch in earlier["history"]:
+                        log_epoch(epoch)
+            continue
+        seed_everything(seed)
+        net = create(p.student.arch, targets.dim, p.student.last_stride, p.student.pool)
+        objective = build_objective(spec.method, settings, targets, p.temperature,
+                                    recipe.supervised_weight, recipe.supervised, recipe.triplet_margin)
+        loader = training_loader(image_list.paths, labels, rows, n_views, attrs.get("seed", params.seed),
+                                 p.student.image_size, recipe.batch_size, rank_world, pairs=pairs, partners=partners,
+                                 random_erasing=p.student.random_erasing, cache_mb=p.image_cache_mb,
+                                 workers=p.workers, seed=seed)
+        log.info("training student %s seed %d (%s, %s from %s, %d view(s)) on %d images", name, seed,
+                 p.student.arch, spec.method, "+".join(spec.teachers), n_views, len(rows))
+        with epoch_logger(layout.live("train", name, seed)) as log_epoch:
+            def on_epoch(r: dict) -> None:
+                log.info("%s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"])
+                if is_main():
+                    log_epoch(r)
+            history = fit(net, objective, loader, recipe, device(), on_epoch=on_epoch,
+                          checkpoint=store.file(f"checkpoint-seed-{seed}.pt"))
+        histories[seed] = history
+        if is_main():
+            save_student(kept, net, {**checkpoint_record, "seed": seed, "training_key": key, "history": history})
     if not is_main():
         return
-    save_student(layout.student_weights(name), net, {
-        "arch": p.student.arch, "dim": targets.dim, "image_size": p.student.image_size,
-        "last_stride": p.student.last_stride, "pool": p.student.pool,
-        "method": spec.method, "teacher": spec.gallery, "teachers": spec.teachers})
+    out = layout.students(name)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for seed in histories:  # the outputs leave the log (timings) and the key (code hash) behind: the same bytes every run
+        trained = torch.load(layout.trained_seeds(name) / f"seed-{seed}.pt", map_location="cpu", weights_only=True)
+        trained.pop("history"), trained.pop("training_key")
+        with atomic_path(layout.student_weights(name, seed)) as tmp:
+            torch.save(trained, tmp)
+    first = params.training_seeds()[0]
     write_json(layout.metrics("train", name), {
         "method": spec.method, "teachers": spec.teachers, "arch": p.student.arch, "recipe": recipe.model_dump(),
-        "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])), "history": history})
-    write_json(layout.plot("loss", name, ".json"), {"loss": [{"epoch": r["epoch"], "loss": r["loss"]} for r in history]})
+        "seeds": list(histories), "seconds_per_epoch": float(np.mean([r["seconds"] for h in histories.values() for r in h])),
+        "history": histories[first], "history_by_seed": {str(s): h for s, h in histories.items()}})
+    write_json(layout.plot("loss", name, ".json"), {"loss": [{"epoch": r["epoch"], "loss": r["loss"]} for r in histories[first]]})
     store.clear()

@@ -131,6 +131,7 @@ def test_a_two_epoch_demo_student_on_gpu_reaches_the_cpu_runs_map(tmp_path):
     params["teachers"] = {"resnet50": params["teachers"]["resnet50"]}
     params["students"] = {"csd": {"method": "csd", "teacher": "resnet50", "recipe": {"epochs": 2}}}
     params["ensembles"] = {}
+    params["train"]["seeds"] = [0]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for stage in (["prepare"], ["teacher", "resnet50"], ["extract", "resnet50"], ["whiten", "resnet50"],
                   ["mine", "resnet50"], ["train", "csd"], ["evaluate", "csd"]):

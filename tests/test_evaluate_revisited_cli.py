@@ -38,9 +38,9 @@ def test_revisited_scores_equal_a_loop_over_the_students_own_descriptors(tmp_pat
     assert prepared.bboxes[4] == (2.0, 3.0, 20.5, 25.0)  # the query is cropped to its bbx
     torch.manual_seed(1)
     net = create("resnet18", 8).eval()
-    (tmp_path / "data/students").mkdir(parents=True)
+    (tmp_path / "data/students/s").mkdir(parents=True)
     torch.save({"arch": "resnet18", "dim": 8, "image_size": 32, "method": "no_distill", "teacher": "t",
-                "state_dict": net.state_dict()}, tmp_path / "data/students/s.pt")
+                "state_dict": net.state_dict()}, tmp_path / "data/students/s/seed-0.pt")
     result = subprocess.run([RDISTILL, "evaluate", "s"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

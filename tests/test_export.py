@@ -21,9 +21,9 @@ def test_onnx_and_torchscript_give_the_students_descriptors_on_real_images(proje
     (project / "params.yaml").write_text(yaml.safe_dump({**PARAMS, "students": {"s": {"method": "fitnet", "teacher": "t"}}}))
     torch.manual_seed(0)
     net = create("resnet18", 8).eval()
-    (project / "data/students").mkdir(parents=True)
+    (project / "data/students/s").mkdir(parents=True)
     torch.save({"arch": "resnet18", "dim": 8, "image_size": 32, "method": "fitnet", "teacher": "t",
-                "state_dict": net.state_dict()}, project / "data/students/s.pt")
+                "state_dict": net.state_dict()}, project / "data/students/s/seed-0.pt")
     monkeypatch.chdir(project)
     message = export("s", Path("params.yaml"))
     assert message == "exported s (resnet18, 8-d): exports/s.onnx and exports/s.pt"

@@ -24,6 +24,7 @@ TINY = {
     "whiten": {"n_components": 8},
     "mine": {"index": "PQ4x4", "k": 8, "shortlist": 16},
     "train": {"student": {"arch": "resnet18", "image_size": 16}, "override": {"epochs": 1, "batch_size": 32},
+              "seeds": [0, 1],
               "csd": {"k": 8}, "whiten_mtd": {"pairs": "views"}},
     "students": {"csd": {"method": "csd", "teacher": "r18"}, "no_distill": {"method": "no_distill", "teacher": "r18"}},
     "ensembles": {"mtd": {"method": "whiten_mtd", "gallery": "mnv3"}},
@@ -46,7 +47,7 @@ def sh(*cmd, cwd):
     return result.stdout
 
 
-VERIFY = {"verify@r18", "verify@mnv3"}  # always_changed: they recompute a sample of the cache at every repro
+VERIFY = {"verify@r18", "verify@mnv3"}  # rerun when the features, the teacher or the machine's environment change
 
 
 def ran_stages(repro_output: str) -> set[str]:
@@ -56,14 +57,17 @@ def ran_stages(repro_output: str) -> set[str]:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("repo")
-    for entry in ("pipeline", "stages"):
+    for entry in ("pipeline", "stages", "plots/templates"):
         shutil.copytree(PROJECT / entry, root / entry, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(PROJECT / "dvc.yaml", root / "dvc.yaml")
+    shutil.copy(PROJECT / ".gitignore", root / ".gitignore")  # data/environment.json is never committed
     params = merge(yaml.safe_load((PROJECT / "params.yaml").read_text()), TINY)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git", "init", "-q", cwd=root)
     sh("dvc", "init", "-q", cwd=root)
     sh("dvc", "config", "core.analytics", "false", cwd=root)
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "commit", "-qm", "the project", cwd=root)  # a clone's state: DVCLive reads the repository's commits
     out = sh("dvc", "repro", cwd=root)
     return root, out
 
@@ -75,7 +79,7 @@ def test_repro_runs_every_stage_and_writes_the_table(repo):
                 "whiten@mnv3", "mine@r18", "mine@mnv3", "train@csd", "train@no_distill", "evaluate@csd",
                 "evaluate@no_distill", "evaluate-teacher@r18", "evaluate-teacher@mnv3", "report",
                 "train-multi@mtd", "evaluate-multi@mtd", "evaluate-em", *VERIFY, "export@csd", "export@no_distill",
-                "export-multi@mtd"}
+                "export-multi@mtd", "environment"}
     assert ran_stages(out) == expected
     table = (root / "reports/results.md").read_text()
     assert "teacher r18" in table and "asymmetric" in table and "no_distill" in table
@@ -116,13 +120,56 @@ def test_repro_runs_every_stage_and_writes_the_table(repo):
     assert "| params (M) | GFLOPs | ms/image |" in table and "![mAP against GFLOPs per image](../plots/tradeoff.png)" in table
     assert (root / "plots/tradeoff.png").stat().st_size > 0 and "plots/tradeoff.png" in shown
     assert (root / "exports/csd.onnx").stat().st_size > 0 and (root / "exports/mtd.pt").stat().st_size > 0
+    # two seeds per student: seed intervals in the table, paired differences from per-query AP
+    comparison = json.loads((root / "metrics/comparison.json").read_text())
+    assert comparison["csd"]["symmetric"]["over"] == "seeds" and comparison["csd"]["symmetric"]["seeds"] == 2
+    assert {"diff", "low", "high", "excludes_zero"} <= set(comparison["csd"]["symmetric"]["vs_no_distill"])
+    assert "vs_teacher" in comparison["csd"]["asymmetric"] and "vs_no_distill" not in comparison["no_distill"]["symmetric"]
+    assert csd["seeds"] == [0, 1] and csd["symmetric"]["mAP"] == pytest.approx(comparison["csd"]["symmetric"]["mAP"])
+    assert "| mAP 95% interval |" in table and "vs no_distill" in table and "conditional on them" in table
+    assert sorted(p.name for p in (root / "data/students/csd").iterdir()) == ["seed-0.pt", "seed-1.pt"]
+    for folder in ("dvclive/train/csd/seed-0", "dvclive/train/csd/seed-1", "dvclive/teacher/r18"):  # one epoch each
+        steps = (root / folder / "plots/metrics/loss.tsv").read_text().splitlines()
+        assert steps[0].split("\t") == ["step", "loss"] and [r.split("\t")[0] for r in steps[1:]] == ["0"]
+
+
+@pytest.mark.slow
+def test_every_dvc_plot_renders_with_one_series_per_student_or_setting(repo):
+    """What `dvc plots show` draws, rendered without a browser (vl-convert): each Vega-Lite spec becomes a PNG,
+    and each chart holds the series it should (every student in the comparison charts, one line per setting
+    in a student's precision-recall chart)."""
+    import vl_convert
+    root, _ = repo
+    shown = json.loads(sh("dvc", "plots", "show", "--json", cwd=root))
+    assert not shown.get("errors"), shown.get("errors")
+    expected = {"plots/compare/loss.json": {"csd", "no_distill", "mtd"},
+                "plots/compare/pr_symmetric.json": {"csd", "no_distill", "mtd"},
+                "plots/compare/pr_asymmetric.json": {"csd → r18"},  # whiten_mtd learns no teacher's space
+                "plots/pr/csd.json": {"symmetric", "asymmetric"}, "plots/pr/no_distill.json": {"symmetric"},
+                "plots/pr/mtd.json": {"symmetric"}}
+    rendered = set()
+    for name, items in shown["data"].items():
+        for item in items:
+            if item["type"] != "vega":
+                continue
+            spec = item["content"]
+            png = vl_convert.vegalite_to_png(json.dumps(spec))
+            assert png.startswith(b"\x89PNG") and len(png) > 5000, name
+            values = spec["data"]["values"]
+            if spec["encoding"].get("color", {}).get("field") == "series":
+                assert {v["series"] for v in values} == expected[name], name
+            else:  # DVC's own template: one series per file and field
+                assert len({(v.get("rev"), v.get("filename"), v.get("field")) for v in values}) == 1, name
+            rendered.add(name)
+    assert set(expected) <= rendered and "plots/loss/csd.json" in rendered
 
 
 def lock_hashes(root: Path) -> dict[str, str]:
     """md5 of every stage output recorded in dvc.lock (training logs and the report carry timings: excluded)."""
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])
-            if not out["path"].startswith(("metrics/train/", "metrics/teacher/", "reports/", "plots/tradeoff.png"))}
+            if not out["path"].startswith(("metrics/train/", "metrics/teacher/", "reports/", "plots/tradeoff.png",
+                                           "dvclive/"))}
 
 
 @pytest.mark.slow
@@ -136,9 +183,18 @@ def test_second_clone_pulls_features_and_extracts_nothing(repo, tmp_path):
     clone = tmp_path / "clone"
     sh("git", "clone", "-q", str(root), str(clone), cwd=tmp_path)
     sh("dvc", "pull", "--run-cache", cwd=clone)
-    assert json.loads(sh("dvc", "status", "--json", cwd=clone)) == {s: ["always changed"] for s in VERIFY}
+    # never cached nor committed: the verify stages wait for this machine's environment
+    assert set(json.loads(sh("dvc", "status", "--json", cwd=clone))) == {"environment", *VERIFY}
+    # the same machine: its environment is the one recorded, so the pulled cache has nothing to be checked against
     out = sh("dvc", "repro", cwd=clone)
-    assert ran_stages(out) == VERIFY  # the pulled features are checked on this machine; nothing else runs
+    assert ran_stages(out) == {"environment"}, out
+    assert json.loads(sh("dvc", "status", "--json", cwd=clone)) == {}
+    # another machine: the environment dvc.lock records (the committer's) differs from the one written here
+    lock = (clone / "dvc.lock").read_text()
+    (recorded,) = set(re.findall(r"path: data/environment.json\n\s+hash: md5\n\s+md5: (\w+)", lock))
+    (clone / "dvc.lock").write_text(lock.replace(recorded, "d41d8cd98f00b204e9800998ecf8427e"))  # another md5
+    out = sh("dvc", "repro", cwd=clone)
+    assert ran_stages(out) == {"environment", *VERIFY}  # the pulled features are checked here; nothing else runs
     assert (clone / "data/features/r18.h5").read_bytes() == (root / "data/features/r18.h5").read_bytes()
 
 
@@ -178,12 +234,12 @@ def test_a_changed_train_parameter_reruns_only_downstream_stages_in_a_queued_exp
     """A parameter change reruns exactly what it touches, run the DVC way (the README's sweep): queued,
     started, and read back beside the workspace with `dvc exp show`."""
     root, _ = repo
-    assert json.loads(sh("dvc", "status", "--json", cwd=root)) == {s: ["always changed"] for s in VERIFY}
+    assert json.loads(sh("dvc", "status", "--json", cwd=root)) == {}
     params_text = (root / "params.yaml").read_text()
     params = yaml.safe_load(params_text)
     params["train"]["csd"]["k"] = 4
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert set(json.loads(sh("dvc", "status", "--json", cwd=root))) == {"train@csd", *VERIFY}
+    assert set(json.loads(sh("dvc", "status", "--json", cwd=root))) == {"train@csd"}
     (root / "params.yaml").write_text(params_text)
     sh("git", "add", "-A", cwd=root)
     sh("git", "commit", "-qm", "before the sweep", "--allow-empty", cwd=root)
@@ -197,7 +253,8 @@ def test_a_changed_train_parameter_reruns_only_downstream_stages_in_a_queued_exp
         time.sleep(3)
     assert "Success" in status, status
     log = sh("dvc", "queue", "logs", "csd-k4", cwd=root)
-    assert ran_stages(log) == {"train@csd", "evaluate@csd", "export@csd", "report", *VERIFY}
+    # the experiment's workspace writes its own environment (never committed): the same, so nothing is verified
+    assert ran_stages(log) == {"train@csd", "evaluate@csd", "export@csd", "report", "environment"}
     assert "Stage 'extract@r18' didn't change, skipping" in log
     shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=root))
     runs = [r for rev in shown for e in (rev.get("experiments") or []) for r in (e.get("revs") or [])]
@@ -243,8 +300,8 @@ def test_dvc_repro_killed_inside_a_stage_gives_the_uninterrupted_outputs(repo, s
     # DVC would restore the killed stage's earlier outputs from its cache: run the stage itself again
     assert ran_stages(sh("dvc", "repro", "-f", "-s", stage, cwd=root)) == {stage}
     assert lock_hashes(root) == before and not (root / marker).exists()
-    assert ran_stages(sh("dvc", "repro", cwd=root)) <= VERIFY and lock_hashes(root) == before
-    assert json.loads(sh("dvc", "status", "--json", cwd=root)) == {s: ["always changed"] for s in VERIFY}
+    assert ran_stages(sh("dvc", "repro", cwd=root)) == set() and lock_hashes(root) == before
+    assert json.loads(sh("dvc", "status", "--json", cwd=root)) == {}
 
 
 @pytest.mark.slow
@@ -256,5 +313,5 @@ def test_forced_rerun_is_bit_identical_on_cpu(repo):
     out = sh("dvc", "repro", "-f", cwd=root)
     assert ran_stages(out) == ran_stages(first)
     assert lock_hashes(root) == before
-    assert {"data/teachers/r18.pt", "data/features/r18.h5", "data/neighbours/r18.h5", "data/students/csd.pt",
+    assert {"data/teachers/r18.pt", "data/features/r18.h5", "data/neighbours/r18.h5", "data/students/csd",
             "exports/csd.onnx", "exports/csd.pt", "metrics/eval_ensemble/EM.json"} <= set(before)

@@ -1,4 +1,5 @@
 """Kill -9 in the middle of a stage, rerun, and get exactly the uninterrupted result."""
+import csv
 import json
 import os
 import re
@@ -109,6 +110,12 @@ def fake_teacher_cache(project: Path, dim: int = 8, k: int = 4) -> None:
     write_arrays(project / "data/neighbours/t.h5", {"rows": train, "indices": neighbours}, attrs)
 
 
+def epoch_log(folder: Path) -> list[tuple[int, float]]:
+    """(step, loss) rows of a DVCLive folder's loss series."""
+    rows = list(csv.DictReader((folder / "plots/metrics/loss.tsv").read_text().splitlines(), delimiter="\t"))
+    return [(int(r["step"]), float(r["loss"])) for r in rows]
+
+
 def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(project):
     # weight averaging over epochs 2 and 4: the running average is part of the resumed state too
     params = {**PARAMS, "train": {"student": {"arch": "resnet18", "image_size": 16},
@@ -119,21 +126,26 @@ def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(proj
     fake_teacher_cache(project)
     scratch = project / "data/.partial/train-s"
     process = subprocess.Popen([RDISTILL, "train", "s"], cwd=project, stderr=subprocess.PIPE, text=True)
-    while process.poll() is None and not (scratch / "checkpoint.pt").exists():
+    while process.poll() is None and not (scratch / "checkpoint-seed-0.pt").exists():
         time.sleep(0.005)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, "training finished before it could be killed"
     resumed = subprocess.run([RDISTILL, "train", "s"], cwd=project, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert re.search(r"resuming from .*checkpoint.pt after epoch [1-3] of 4", resumed.stderr)
+    assert re.search(r"resuming from .*checkpoint-seed-0.pt after epoch [1-3] of 4", resumed.stderr)
     assert not scratch.exists()
-    resumed_weights = torch.load(project / "data/students/s.pt", weights_only=True)["state_dict"]
-    shutil.copy(project / "data/students/s.pt", project / "resumed.pt")
+    resumed_weights = torch.load(project / "data/students/s/seed-0.pt", weights_only=True)["state_dict"]
+    resumed_log = epoch_log(project / "dvclive/train/s/seed-0")
+    assert [step for step, _ in resumed_log] == [0, 1, 2, 3]  # the restored epochs replayed, then the rest
+    shutil.copy(project / "data/students/s/seed-0.pt", project / "resumed.pt")
 
+    shutil.rmtree(project / "data/.partial/seeds")  # else the seed's student is reused, not trained again
     clean = subprocess.run([RDISTILL, "train", "s"], cwd=project, capture_output=True, text=True)
     assert clean.returncode == 0 and "resuming" not in clean.stderr
-    clean_weights = torch.load(project / "data/students/s.pt", weights_only=True)["state_dict"]
+    clean_weights = torch.load(project / "data/students/s/seed-0.pt", weights_only=True)["state_dict"]
+    assert epoch_log(project / "dvclive/train/s/seed-0") == resumed_log  # the same series, step by step
+    assert resumed_log == [(r["epoch"] - 1, r["loss"]) for r in json.loads((project / "metrics/train/s.json").read_text())["history"]]
     assert resumed_weights.keys() == clean_weights.keys()
     for key in clean_weights:
         assert torch.equal(resumed_weights[key], clean_weights[key]), key

@@ -27,9 +27,9 @@ project = test_resume.project  # prepared digit images in a temporary folder
 def student(project, monkeypatch):
     (project / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     torch.manual_seed(0)
-    (project / "data/students").mkdir(parents=True)
+    (project / "data/students/s").mkdir(parents=True)
     torch.save({"arch": "resnet18", "dim": 8, "image_size": 32, "method": "fitnet", "teacher": "t",
-                "state_dict": create("resnet18", 8).state_dict()}, project / "data/students/s.pt")
+                "state_dict": create("resnet18", 8).state_dict()}, project / "data/students/s/seed-0.pt")
     shutil.copytree(project / "data/prepared/images/3", project / "gallery/threes")
     shutil.copytree(project / "data/prepared/images/7", project / "gallery/sevens")
     monkeypatch.chdir(project)
@@ -83,10 +83,10 @@ def test_a_changed_student_or_scales_describes_the_gallery_again(student, caplog
     caplog.clear()
     search("s", Path("params.yaml"), Path("gallery"), query, top=3)
     assert "reusing the gallery's descriptors" in caplog.text
-    checkpoint = torch.load(student / "data/students/s.pt", weights_only=False)
+    checkpoint = torch.load(student / "data/students/s/seed-0.pt", weights_only=False)
     torch.manual_seed(1)
     checkpoint["state_dict"] = create("resnet18", 8).state_dict()  # retrained: other weights
-    torch.save(checkpoint, student / "data/students/s.pt")
+    torch.save(checkpoint, student / "data/students/s/seed-0.pt")
     caplog.clear()
     search("s", Path("params.yaml"), Path("gallery"), query, top=3)
     assert "describing" in caplog.text

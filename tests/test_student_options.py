@@ -30,7 +30,7 @@ def test_a_last_stride_one_student_with_random_erasing_trains_with_ce_triplet_an
         return original(self, i)
     monkeypatch.setattr(RandomlyErased, "__getitem__", counted)
     train("s", Path("params.yaml"))
-    checkpoint = torch.load(project / "data/students/s.pt", weights_only=True)
+    checkpoint = torch.load(project / "data/students/s/seed-0.pt", weights_only=True)
     assert checkpoint["last_stride"] == 1
     recipe = json.loads((project / "metrics/train/s.json").read_text())["recipe"]
     assert (recipe["supervised"], recipe["supervised_weight"]) == ("ce_triplet", 1.0)  # D3still's paper recipe

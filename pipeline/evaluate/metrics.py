@@ -68,14 +68,16 @@ def class_protocol(q: np.ndarray, q_labels: np.ndarray, q_rows: np.ndarray, db,
     row is removed from its gallery; with cameras, gallery images of the same label taken by the
     same camera are removed too (re-id protocol; Recall@1 is then CMC rank-1). Queries without
     positives are left out of the mAP and the recalls. `pr_curve` holds the mean interpolated
-    precision at recall levels 0, 0.05, …, 1.
+    precision at recall levels 0, 0.05, …, 1; `per_query_ap` every query's AP (NaN without positives).
     """
     settings = class_settings(q_labels, q_rows, db_labels, db_rows, q_cameras, db_cameras)
     ranks = [r[0] for r in positive_ranks(q, as_rows(db), settings, budget_bytes)]
     has_pos = np.array([len(r) > 0 for r in ranks], dtype=bool)
     kept = [r for r in ranks if len(r)]
-    result = {"mAP": float(np.mean([ap_from_ranks(r) for r in kept])) if kept else float("nan"),
-              "queries": int(len(q)), "queries_without_positives": int((~has_pos).sum())}
+    per_query = np.array([ap_from_ranks(r) for r in ranks], dtype=np.float64)  # NaN without positives
+    result = {"mAP": float(np.nanmean(per_query)) if kept else float("nan"),
+              "queries": int(len(q)), "queries_without_positives": int((~has_pos).sum()),
+              "per_query_ap": per_query}
     first = np.array([r[0] + 1 for r in kept])  # 1-based rank of the first correct result (CMC)
     for k in recall_at:
         result[f"R@{k}"] = float((first <= k).mean()) if kept else float("nan")

@@ -82,6 +82,41 @@ def score(image_list: ImageList, q, db, ground_truth: GroundTruth | None, recall
     return result
 
 
+def pop_per_query(result: dict) -> dict[str, np.ndarray]:
+    """Take every query's AP out of a result (metrics keep the summaries): {"symmetric": (Q,), …}, and for the
+    revisited protocol {"symmetric.easy": (Q,), …}; NaN where a query has no positive."""
+    out = {}
+    for setting, scores in result.items():
+        if not isinstance(scores, dict):
+            continue
+        if "per_query_ap" in scores:
+            out[setting] = scores.pop("per_query_ap")
+        for sub, inner in scores.items():
+            if isinstance(inner, dict) and "per_query_ap" in inner:
+                out[f"{setting}.{sub}"] = inner.pop("per_query_ap")
+    return out
+
+
+def average_results(results: list[dict]) -> dict:
+    """One result from several seeds' results of the same protocol: every number averaged, the rest the first's."""
+    first = results[0]
+    out = {}
+    for key, value in first.items():
+        if isinstance(value, dict):
+            out[key] = average_results([r[key] for r in results])
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            mean = float(np.mean([r[key] for r in results]))
+            out[key] = int(mean) if isinstance(value, int) and mean == int(mean) else mean
+        else:
+            out[key] = value
+    return out
+
+
+def query_rows_of(image_list: ImageList, ground_truth: GroundTruth | None) -> np.ndarray:
+    """The list rows of the queries, in the order per-query scores follow."""
+    return ground_truth.query_rows if ground_truth is not None else image_list.query_rows()
+
+
 def top_results(image_list: ImageList, q, db, query_rows: np.ndarray, ground_truth: GroundTruth | None,
                 k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """The k best gallery rows for each of `query_rows` (itself excluded) and whether each is correct.

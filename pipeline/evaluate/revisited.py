@@ -59,12 +59,15 @@ def revisited_scores_from_ranks(ranks: Iterable[Sequence[np.ndarray]], truths: S
     """
     aps = {s: [] for s in SETTINGS}
     prs = {s: [] for s in SETTINGS}
+    per_query = {s: [] for s in SETTINGS}  # every query's AP in the order of `truths`, NaN without positives
     for per_setting, truth in zip(ranks, truths, strict=True):
         for setting, setting_ranks in zip(SETTINGS, per_setting):
             positives, _ = truth.split(setting)
             if len(positives) == 0:
+                per_query[setting].append(float("nan"))
                 continue
             aps[setting].append(reference_ap(setting_ranks, len(positives)))
+            per_query[setting].append(aps[setting][-1])
             prs[setting].append(precision_at_k(setting_ranks, ks))
     result = {}
     for setting in SETTINGS:
@@ -73,6 +76,7 @@ def revisited_scores_from_ranks(ranks: Iterable[Sequence[np.ndarray]], truths: S
             **{f"mP@{k}": float(np.mean([p[j] for p in prs[setting]])) if prs[setting] else float("nan")
                for j, k in enumerate(ks)},
             "queries": len(aps[setting]),
+            "per_query_ap": np.asarray(per_query[setting], dtype=np.float64),
         }
     return result
 

@@ -1,6 +1,8 @@
 """The results table: teachers, distilled students (symmetric and asymmetric) and references."""
 from __future__ import annotations
 
+from pipeline.report.comparison import difference_note, interval_cell
+
 CLASS_COLUMNS = ("mAP", "R@1", "R@5", "R@10")
 REVISITED_COLUMNS = ("E mAP", "M mAP", "H mAP", "M mP@10")
 
@@ -55,23 +57,48 @@ def summed_cost(costs: dict[str, dict], names: list[str]) -> dict | None:
     return {key: sum(costs[n][key] for n in names) for key in ("params_m", "gflops", "ms_per_image")}
 
 
+def intervals_note(comparison: dict[str, dict], resamples: int) -> str:
+    """What the table's intervals and marks mean, under it."""
+    figures = [f for settings in comparison.values() for f in settings.values()]
+    if not figures:
+        return ""
+    seeds = sorted({f["seeds"] for f in figures})
+    over = ("one seed per student: a row's interval comes from resampling the queries alone, not from retraining"
+            if seeds == [1] else f"{'/'.join(map(str, seeds))} seeds per student: a row's interval is a Student-t "
+                                 f"interval over the seeds' mAP")
+    return (f"\nStudents' mAP is the mean over training seeds with a 95% interval ({over}). Differences are "
+            f"paired bootstraps over the queries ({resamples:,} seeded resamples; per query, the AP averaged over "
+            "seeds): against no_distill for symmetric rows, against the whitened teacher for asymmetric rows; "
+            "`*` marks a difference whose 95% interval excludes 0. The teachers are trained once, so every "
+            "interval is conditional on them.\n")
+
+
 def results_table(teachers: dict[str, dict], students: dict[str, dict], training: dict[str, dict],
-                  ensembles: dict[str, dict] | None = None, costs: dict[str, dict] | None = None) -> str:
+                  ensembles: dict[str, dict] | None = None, costs: dict[str, dict] | None = None,
+                  comparison: dict[str, dict] | None = None) -> str:
     """Markdown table from metrics/eval_teacher, metrics/eval, metrics/train and metrics/eval_ensemble contents,
-    with cost columns when `costs` (per teacher and student name: pipeline.report.cost.model_cost) are given.
+    with cost columns when `costs` (per teacher and student name: pipeline.report.cost.model_cost) are given,
+    and students' intervals and paired differences when `comparison` (pipeline.report.comparison) is.
 
     Rows: teachers (raw, whitened), ensemble means, the no-distill reference, then every method.
     """
     columns = REVISITED_COLUMNS if protocol_of(teachers, students) == "revisited" else CLASS_COLUMNS
     shown_costs = list(COST_COLUMNS) if costs else []
+    comparison = comparison or {}
+    shown_interval = ["mAP 95% interval"] if comparison else []
 
-    def row(model: str, setting: str, scores: dict, notes: str = "", cost: dict | None = None) -> str:
+    def row(model: str, setting: str, scores: dict, notes: str = "", cost: dict | None = None,
+            figures: dict | None = None) -> str:
         flat = cells(scores)
-        text = " | ".join([f"{flat[c]:.3f}" if c in flat else "–" for c in columns] + (cost_cells(cost) if costs else []))
+        if figures:  # the mean over seeds (metrics/eval holds it too; the comparison is the one source here)
+            flat = {**flat, "mAP": figures["mAP"]} if "M mAP" not in flat else {**flat, "M mAP": figures["mAP"], "mAP": figures["mAP"]}
+        text = " | ".join([f"{flat[c]:.3f}" if c in flat else "–" for c in columns]
+                          + ([interval_cell(figures) if figures else "–"] if comparison else [])
+                          + (cost_cells(cost) if costs else []))
         return f"| {model} | {setting} | {text} | {notes} |"
 
     costs = costs or {}
-    header = [*columns, *shown_costs]
+    header = [*columns, *shown_interval, *shown_costs]
     lines = [f"| model | setting | {' | '.join(header)} | notes |", "|---|---|" + "---|" * len(header) + "---|"]
     for name, result in sorted(teachers.items()):
         lines.append(row(f"teacher {name}", f"raw ({result['raw']['dim']}-d)", result["raw"], cost=costs.get(name)))
@@ -88,17 +115,24 @@ def results_table(teachers: dict[str, dict], students: dict[str, dict], training
     for name, result in sorted(students.items(), key=lambda kv: (kv[1]["method"] != "no_distill", kv[0])):
         seconds = training.get(name, {}).get("seconds_per_epoch")
         notes = [f"{seconds:.1f} s/epoch"] if seconds is not None else []
-        if references and result["method"] != "no_distill":
+        figures = comparison.get(name, {})
+        if "vs_no_distill" in figures.get("symmetric", {}):
+            notes.append(difference_note("no_distill", figures["symmetric"]["vs_no_distill"]))
+        elif references and result["method"] != "no_distill":
             notes.append(f"{cells(result['symmetric'])['mAP'] - references[0]:+.3f} mAP vs no_distill")
         sources = result.get("teachers", [result["teacher"]])
         if len(sources) > 1 and alignment:
             notes.append(alignment)
         model = f"{name} ({result['arch']}, {result['method']}" + (f" from {' + '.join(sources)})" if len(sources) > 1 else ")")
-        lines.append(row(model, "symmetric", result["symmetric"], "; ".join(notes), costs.get(name)))
+        lines.append(row(model, "symmetric", result["symmetric"], "; ".join(notes), costs.get(name),
+                         figures.get("symmetric")))
         if "asymmetric" in result:
             teacher = teachers.get(result["teacher"], {}).get("whitened")
-            ratio = (f"{cells(result['asymmetric'])['mAP'] / cells(teacher)['mAP']:.2f} × whitened teacher mAP"
-                     if teacher and cells(teacher)["mAP"] else "")
+            asymmetric = figures.get("asymmetric", {})
+            ratio = (f"{asymmetric.get('mAP', cells(result['asymmetric'])['mAP']) / cells(teacher)['mAP']:.2f} × "
+                     "whitened teacher mAP" if teacher and cells(teacher)["mAP"] else "")
+            if "vs_teacher" in asymmetric:
+                ratio += f"; {difference_note('whitened teacher', asymmetric['vs_teacher'])}"
             lines.append(row(model, f"asymmetric (→ {result['teacher']} gallery)", result["asymmetric"], ratio,
-                             costs.get(name)))
+                             costs.get(name), asymmetric or None))
     return "\n".join(lines) + "\n"

@@ -136,7 +136,8 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
     states, epoch) is saved atomically after every epoch, and a run that finds one resumes after its epoch.
     Under torchrun (a process group), gradients are averaged over the ranks with DDP, each rank
     training on its shard of every batch; only rank 0 writes the checkpoint.
-    Returns one record per epoch: {epoch, loss, seconds}.
+    `on_epoch` gets every epoch's record as it ends, and on a resume first each restored one, in order.
+    Returns one record per epoch: {epoch, loss, seconds, lr (at the epoch's end)}.
     """
     # On CUDA: mixed precision and channels-last; on CPU both are off and the same code runs.
     amp = device.type == "cuda"
@@ -166,6 +167,9 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
         restore_rng_states(state["rng"], loader)
         history = state["history"]
         log.info("resuming from %s after epoch %d of %d", checkpoint, len(history), recipe.epochs)
+        for record in history:  # the restored epochs first: an epoch log continues the uninterrupted series
+            if on_epoch:
+                on_epoch(record)
     for epoch in range(len(history), recipe.epochs):
         start, losses = time.perf_counter(), []
         for images, labels, items in tqdm(loader, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch",
@@ -181,7 +185,8 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
             losses.append(loss.item())
         if epoch + 1 in to_average:
             average.update_parameters(net)
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - start}
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - start,
+                  "lr": float(optimizer.param_groups[0]["lr"])}
         history.append(record)
         if checkpoint is not None and is_main():
             with atomic_path(checkpoint) as tmp:

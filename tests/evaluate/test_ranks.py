@@ -58,12 +58,14 @@ def test_class_protocol_equals_the_full_faiss_ranking_with_ties(tmp_path, rng, b
         got = class_protocol(db[q_rows], labels[q_rows], q_rows, ArrayRows(db, block=7), labels, rows,
                              recall_at=(1, 5), budget_bytes=budget, **extra)
         assert np.isclose(got["mAP"], np.nanmean(ap), rtol=0, atol=1e-12)
+        assert np.allclose(got["per_query_ap"], ap, rtol=0, atol=1e-12, equal_nan=True)  # every query's own AP
         assert got["R@1"] == np.mean(first[~np.isnan(ap)] <= 1) and got["R@5"] == np.mean(first[~np.isnan(ap)] <= 5)
         assert np.allclose(got["pr_curve"]["precision"], curve, rtol=0, atol=1e-12)
     shifted = db + 10
     in_memory = class_protocol(shifted[q_rows], labels[q_rows], q_rows, shifted, labels, rows, budget_bytes=budget)
     with FeatureRows(tmp_path / "g.h5", block=9) as reader:  # the same gallery read from its file, block by block
         from_file = class_protocol(shifted[q_rows], labels[q_rows], q_rows, reader, labels, rows, budget_bytes=budget)
+    assert np.array_equal(from_file.pop("per_query_ap"), in_memory.pop("per_query_ap"), equal_nan=True)
     assert from_file == in_memory
 
 
@@ -85,7 +87,9 @@ def test_revisited_ranks_equal_the_full_faiss_ranking_with_ties(rng, device):
     got = revisited_scores_from_ranks(ranks, truths, ks=(1, 5, 10))
     for setting in SETTINGS:
         for key, value in reference[setting].items():
-            assert np.isclose(got[setting][key], value, rtol=0, atol=1e-12), (setting, key)
+            assert np.allclose(got[setting][key], value, rtol=0, atol=1e-12, equal_nan=True), (setting, key)
+        assert np.isnan(got[setting]["per_query_ap"]).sum() == (setting == "hard")  # the query without a hard positive
+        assert np.isclose(np.nanmean(got[setting]["per_query_ap"]), got[setting]["mAP"], rtol=0, atol=1e-12)
 
 
 def test_top_results_from_readers_equal_a_brute_force_ranking(tmp_path, rng):

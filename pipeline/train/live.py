@@ -1,0 +1,37 @@
+"""Training you can watch: every epoch logged with DVCLive as it ends (loss, learning rate, seconds), in a
+folder the stage declares in dvc.yaml. DVCLive neither edits dvc.yaml nor makes experiments of its own
+here; a resumed run replays the restored epochs first, so the step series is the uninterrupted one."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LOGGED = ("loss", "lr", "seconds")
+
+
+@contextlib.contextmanager
+def epoch_logger(folder: Path) -> Iterator[Callable[[dict], None]]:
+    """A callback for fit's on_epoch that logs each epoch record as DVCLive step epoch − 1 under `folder`
+    (plots/metrics/<name>.tsv per metric, metrics.json the latest)."""
+    from dvclive import Live
+    from scmrepo.exceptions import SCMError
+
+    try:
+        live = Live(dir=str(folder), save_dvc_exp=False, dvcyaml=False, report=None)
+    except SCMError as exc:  # DVCLive reads the git repository it runs in, and fails in one without commits
+        log.warning("DVCLive cannot log in this git repository (%s): commit once to follow training live", exc)
+        folder.mkdir(parents=True, exist_ok=True)
+        yield lambda record: None
+        return
+    with live:
+        def log_epoch(record: dict) -> None:
+            live.step = record["epoch"] - 1
+            for name in LOGGED:
+                if name in record:
+                    live.log_metric(name, record[name])
+            live.next_step()
+        yield log_epoch
