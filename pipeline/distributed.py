@@ -20,6 +20,15 @@ def init_from_env() -> None:
         dist.init_process_group("nccl" if cuda else "gloo")
 
 
+def synchronised_batchnorm(net: torch.nn.Module, device: torch.device, world: int) -> torch.nn.Module:
+    """The network with SyncBatchNorm in place of BatchNorm when `world` ranks train on CUDA: every rank then
+    normalises with the statistics of the global batch, as one GPU with the whole batch would (gloo on the
+    CPU has no SyncBatchNorm: there each rank keeps its shard's statistics)."""
+    if world > 1 and device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    return net
+
+
 def rank_and_world() -> tuple[int, int]:
     """(rank, world size); (0, 1) outside a process group."""
     if dist.is_available() and dist.is_initialized():

@@ -360,6 +360,9 @@ class TrainParams(Section):
     """the student network, shared by every student"""
     workers: int = Field(0, ge=0)
     """DataLoader worker processes decoding while the step runs"""
+    sync_bn: bool = True
+    """under torchrun on GPUs, BatchNorm as SyncBatchNorm (the global batch's statistics, as on one GPU); gloo on
+    the CPU has none: each rank then normalises its own shard"""
     seeds: list[int] | None = Field(None, min_length=1)
     """training seeds: every student is trained once per seed, and the report's intervals come from them
     (default: [seed]); the first seed's student is the one exported, searched and shown in retrieval grids"""

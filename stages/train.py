@@ -63,7 +63,7 @@ def train(name: str, params_path: Path) -> None:
     # trained earlier is reused only while it holds.
     inputs = {"method": spec.method, "teachers": spec.teachers, "recipe": recipe.model_dump(),
               "settings": settings.model_dump(), "student": p.student.model_dump(), "temperature": p.temperature,
-              "workers": p.workers, "seed": params.seed, "list_sha256": list_sha, "teacher_sha256": teacher_shas,
+              "workers": p.workers, "sync_bn": p.sync_bn, "seed": params.seed, "list_sha256": list_sha, "teacher_sha256": teacher_shas,
               "source_sha256": source_sha256(), "versions": library_versions(), "device": describe_device(device())}
     store = main_first(lambda: ChunkStore(layout.scratch("train", name), {
         "params": params.model_dump(exclude={"train": {"seeds"}}), "list_sha256": list_sha,
@@ -105,7 +105,7 @@ def train(name: str, params_path: Path) -> None:
                 if is_main():
                     log_epoch(r)
             history = fit(net, objective, loader, recipe, device(), on_epoch=on_epoch,
-                          checkpoint=store.file(f"checkpoint-seed-{seed}.pt"))
+                          checkpoint=store.file(f"checkpoint-seed-{seed}.pt"), sync_batchnorm=p.sync_bn)
         histories[seed] = history
         if is_main():
             save_student(kept, net, {**checkpoint_record, "seed": seed, "training_key": key, "history": history})

@@ -144,3 +144,32 @@ def test_a_two_epoch_demo_student_on_gpu_reaches_the_cpu_runs_map(tmp_path):
     for mode in ("symmetric", "asymmetric"):
         assert gpu[mode]["mAP"] == pytest.approx(cpu[mode]["mAP"], abs=0.01), mode
         assert gpu[mode]["mAP"] > 0.3, mode  # a trained student, far above chance (0.1)
+
+
+def two_gpu_step(rank: int, init_file: str, out: str) -> None:
+    """One NCCL rank of tests.train.test_distributed's BatchNorm network, trained one step on cuda:rank."""
+    import torch.distributed as dist
+    from pipeline.params import Recipe
+    from pipeline.train.loop import fit
+    from tests.train.test_distributed import BATCH, setup
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    net, objective, loader = setup("fitnet", rank, 2, batch_norm=True)
+    history = fit(net, objective, loader, Recipe(optimizer="sgd", lr=0.5, momentum=0.0, weight_decay=0.0,
+                                                 schedule="constant", epochs=1, batch_size=BATCH), torch.device("cuda", rank))
+    kinds = sorted({type(m).__name__ for m in net.modules() if "BatchNorm" in type(m).__name__})
+    torch.save({"loss": history[0]["loss"], "kinds": kinds}, f"{out}.{rank}")
+    dist.destroy_process_group()
+
+
+@pytest.mark.skipif(ON_CPU or torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_two_gpu_ranks_train_with_synchronised_batchnorm_and_the_global_batch_loss(tmp_path):
+    import torch.multiprocessing as mp
+    from tests.train.test_distributed import one_step
+    mp.spawn(two_gpu_step, args=(str(tmp_path / "init"), str(tmp_path / "ddp")), nprocs=2, join=True)
+    one_step(0, 1, "", str(tmp_path / "single"), ["fitnet"], batch_norm=True)  # one process, the whole batch
+    single = torch.load(tmp_path / "single.0")["fitnet"]
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"ddp.{rank}")
+        assert got["kinds"] == ["SyncBatchNorm"]
+        assert got["loss"] == pytest.approx(single["loss"], rel=1e-3)  # float32 on two GPUs against the CPU

@@ -15,7 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline.distributed import average_batchnorm_statistics, barrier, gather_batch, is_main, rank_and_world
+from pipeline.distributed import (average_batchnorm_statistics, barrier, gather_batch, is_main, rank_and_world,
+                                  synchronised_batchnorm)
 from pipeline.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -129,18 +130,22 @@ class TrainingStep(nn.Module):
 
 
 def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe, device: torch.device,
-        on_epoch: Callable[[dict], None] | None = None, checkpoint: Path | None = None) -> list[dict]:
+        on_epoch: Callable[[dict], None] | None = None, checkpoint: Path | None = None,
+        sync_batchnorm: bool = True) -> list[dict]:
     """Train `net` to minimise `objective(net(images), labels, items)` with the recipe's optimiser and schedule.
 
     With `checkpoint`, the full training state (weights, optimiser, schedule, weight average, random
     states, epoch) is saved atomically after every epoch, and a run that finds one resumes after its epoch.
     Under torchrun (a process group), gradients are averaged over the ranks with DDP, each rank
-    training on its shard of every batch; only rank 0 writes the checkpoint.
+    training on its shard of every batch; only rank 0 writes the checkpoint. With `sync_batchnorm`, BatchNorm
+    layers become SyncBatchNorm on CUDA (the global batch's statistics; the state dict keeps its keys).
     `on_epoch` gets every epoch's record as it ends, and on a resume first each restored one, in order.
     Returns one record per epoch: {epoch, loss, seconds, lr (at the epoch's end)}.
     """
     # On CUDA: mixed precision and channels-last; on CPU both are off and the same code runs.
     amp = device.type == "cuda"
+    if sync_batchnorm:
+        net = synchronised_batchnorm(net, device, rank_and_world()[1])
     net.to(device, memory_format=torch.channels_last if amp else torch.preserve_format).train()
     objective.to(device).train()
     scaler = torch.amp.GradScaler(device.type, enabled=amp)

@@ -138,3 +138,17 @@ def test_shards_are_contiguous_parts_of_each_global_batch():
     assert shards == [[0, 1, 6, 7], [2, 3, 8, 9], [4, 5, 10, 11]]
     assert all(len(Shard(Fixed(), r, 3, per_rank=2)) == 4 for r in range(3))
     assert [i for part in zip(*(np.reshape(s, (2, 2)) for s in shards)) for i in np.concatenate(part)] == list(range(12))
+
+
+def test_batchnorm_is_synchronised_for_several_cuda_ranks_only():
+    """The conversion the trainer applies (checked on the CPU: converting needs no GPU, running does)."""
+    from pipeline.distributed import synchronised_batchnorm
+
+    def net():
+        return nn.Sequential(nn.Flatten(), nn.Linear(48, 12), nn.BatchNorm1d(12), nn.Linear(12, DIM))
+    kinds = lambda m: [type(layer).__name__ for layer in m.modules() if "BatchNorm" in type(layer).__name__]
+    converted = synchronised_batchnorm(net(), torch.device("cuda"), 2)
+    assert kinds(converted) == ["SyncBatchNorm"]
+    assert set(converted.state_dict()) == set(net().state_dict())  # a checkpoint loads into the plain network
+    assert kinds(synchronised_batchnorm(net(), torch.device("cpu"), 2)) == ["BatchNorm1d"]
+    assert kinds(synchronised_batchnorm(net(), torch.device("cuda"), 1)) == ["BatchNorm1d"]
