@@ -60,6 +60,9 @@ class PrepareParams(SourceParams):
     """a second source whose `train` rows are appended (e.g. GLDv2 for rOxford)"""
     gallery_from: DistractorParams | None = None
     """distractor images appended to the gallery (e.g. R1M)"""
+    validation: float = Field(0, ge=0)
+    """training images held out for validation (never trained on, scored beside the test): a count (≥ 1) or a
+    share (< 1); held-out images of the training classes when the test shares them, else held-out classes"""
     check_images: bool = True
     """decode every image once, so that bad files are found before any stage"""
     on_bad_image: Literal["fail", "skip"] = "fail"

@@ -65,7 +65,8 @@ def evaluate(name: str, params_path: Path) -> str:
     p = params.evaluate
     image_list, list_sha = prepared_list()
     seeds = params.training_seeds()
-    rows = np.union1d(image_list.query_rows(), image_list.gallery_rows())
+    validation = image_list.validation()  # held-out training rows, scored like test rows (class protocol)
+    rows = np.union1d(np.union1d(image_list.query_rows(), image_list.gallery_rows()), validation.query_rows())
     truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
     results = []
     for seed in seeds:
@@ -74,10 +75,16 @@ def evaluate(name: str, params_path: Path) -> str:
             result = {"method": checkpoint["method"], "teacher": checkpoint["teacher"], "arch": checkpoint["arch"],
                       "teachers": checkpoint.get("teachers", [checkpoint["teacher"]]),
                       "symmetric": score(image_list, student, student, truth, p.recall_at)}
+            if len(validation.query_rows()):
+                result["validation"] = {"symmetric": score(validation, student, student, None, p.recall_at)}
             if METHODS[checkpoint["method"]].teacher_space:
                 with open_checked_features(layout.whitened_features(checkpoint["teacher"]), list_sha,
                                            checkpoint["teacher"]) as teacher:  # only gallery rows are read
                     result["asymmetric"] = score(image_list, student, teacher, truth, p.recall_at)
+                    if "validation" in result:
+                        result["validation"]["asymmetric"] = score(validation, student, teacher, None, p.recall_at)
+            for scores in result.get("validation", {}).values():
+                scores.pop("pr_curve", None)
             if seed == seeds[0]:  # curves and grids show the first seed's student, the one exported
                 write_plots(name, image_list, student, truth, result, p.grid_queries)
             else:

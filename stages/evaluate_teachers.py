@@ -26,11 +26,15 @@ def evaluate_teacher(name: str, params_path: Path) -> str:
     p = load_params(params_path).evaluate
     image_list, list_sha = prepared_list()
     truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
+    validation = image_list.validation()  # held-out training rows, scored like test rows (class protocol)
     result = {}
     for setting, source in (("raw", layout.raw_features(name)), ("whitened", layout.whitened_features(name))):
         with open_checked_features(source, list_sha, name) as features:
             result[setting] = score(image_list, features, features, truth, p.recall_at)
             result[setting]["dim"] = int(features.dim)
+            if len(validation.query_rows()):
+                result.setdefault("validation", {})[setting] = score(validation, features, features, None, p.recall_at)
+                result["validation"][setting].pop("pr_curve", None)
         result[setting].pop("pr_curve", None)
     per_query = pop_per_query(result)
     write_arrays(layout.per_query("teacher", name), {**per_query, "query_rows": query_rows_of(image_list, truth)},

@@ -7,8 +7,11 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
+
 from pipeline import layout
 from pipeline.data.checks import check_images
+from pipeline.data.validation import hold_out_validation, validation_size
 from pipeline.data.digits import export_digits
 from pipeline.data.importers import Imported
 from pipeline.data.importers.combine import import_list, with_training_rows, without_rows
@@ -80,6 +83,9 @@ def prepare(params_path: Path) -> None:
         row = min(bad)
         raise RdistillError(f"{bad[row]} (row {row}); set prepare.on_bad_image: skip to leave such images out")
     rows = without_rows(rows, bad)
+    n_train = rows.splits.count("train")
+    rows.splits = hold_out_validation(np.asarray(rows.labels), np.asarray(rows.splits),
+                                      validation_size(p.validation, n_train), params.seed).tolist()
     if digests is not None:
         digests = [d for row, d in enumerate(digests) if row not in bad]
     write_skipped(bad, rows_before=len(rows.paths) + len(bad))

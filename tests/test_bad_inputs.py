@@ -78,7 +78,7 @@ def test_skip_policy_lists_and_excludes_bad_images(tmp_path):
 
 @pytest.mark.parametrize("rows, message", [
     (["a.png,0,train", "a.png,1,test"], "images/list.csv:3: duplicate row 'a.png' (first on line 2)"),
-    (["a.png,0,validation"], "images/list.csv:2: unknown split 'validation' (expected one of train, query, gallery, test)"),
+    (["a.png,0,validation"], "images/list.csv:2: unknown split 'validation' (expected one of train, query, gallery, test, val)"),
     (["../outside.png,0,train"], "images/list.csv: row 0 path '../outside.png' lies outside the dataset root images"),
     (["a.png,zero,train"], "images/list.csv:2: label 'zero' is not an integer"),
 ])

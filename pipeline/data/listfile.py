@@ -1,7 +1,8 @@
 """The image list: a CSV `path,label,split[,camera][,bbox]`, paths relative to the CSV's folder (or absolute).
 
-Splits: `train` (whitening, mining, training), `query`, `gallery`, and `test` (a row that is both
-a query and a gallery image; a query is never matched against itself). Optional columns: `camera`
+Splits: `train` (whitening, mining, training), `query`, `gallery`, `test` (a row that is both
+a query and a gallery image; a query is never matched against itself), and `val` (held out of
+training for choosing settings, scored like `test` rows: each a query against the others). Optional columns: `camera`
 (integer camera id, re-id protocol), `bbox` ("x1 y1 x2 y2", a query crop) and `md5` (the image
 file's digest, written by `prepare` so that the list changes whenever an image does). A row's id is its
 path, followed by `#bbox=x1,y1,x2,y2` when it has a crop, and ids are unique.
@@ -21,7 +22,7 @@ import pyarrow.csv as pacsv
 from pipeline.errors import RdistillError
 from pipeline.io import atomic_path
 
-SPLITS = ("train", "query", "gallery", "test")
+SPLITS = ("train", "query", "gallery", "test", "val")
 COLUMNS = ("path", "label", "split")
 OPTIONAL = ("camera", "bbox", "md5")
 
@@ -58,6 +59,11 @@ class ImageList:
     def gallery_rows(self) -> np.ndarray:
         """Rows forming the gallery (`gallery` and `test`)."""
         return self.rows("gallery", "test")
+
+    def validation(self) -> "ImageList":
+        """This list with the validation rows as its test rows (and every other row out of evaluation)."""
+        from dataclasses import replace
+        return replace(self, splits=np.where(self.splits == "val", "test", "train"))
 
 
 def row_id(path: str, bbox: BBox | None) -> str:

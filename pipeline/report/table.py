@@ -86,24 +86,29 @@ def results_table(teachers: dict[str, dict], students: dict[str, dict], training
     shown_costs = list(COST_COLUMNS) if costs else []
     comparison = comparison or {}
     shown_interval = ["mAP 95% interval"] if comparison else []
+    every = [*teachers.values(), *students.values()]
+    shown_validation = ["val mAP"] if any("validation" in r for r in every) else []
 
     def row(model: str, setting: str, scores: dict, notes: str = "", cost: dict | None = None,
-            figures: dict | None = None) -> str:
+            figures: dict | None = None, validation: dict | None = None) -> str:
         flat = cells(scores)
         if figures:  # the mean over seeds (metrics/eval holds it too; the comparison is the one source here)
             flat = {**flat, "mAP": figures["mAP"]} if "M mAP" not in flat else {**flat, "M mAP": figures["mAP"], "mAP": figures["mAP"]}
         text = " | ".join([f"{flat[c]:.3f}" if c in flat else "–" for c in columns]
                           + ([interval_cell(figures) if figures else "–"] if comparison else [])
+                          + ([f"{validation['mAP']:.3f}" if validation else "–"] if shown_validation else [])
                           + (cost_cells(cost) if costs else []))
         return f"| {model} | {setting} | {text} | {notes} |"
 
     costs = costs or {}
-    header = [*columns, *shown_interval, *shown_costs]
+    header = [*columns, *shown_interval, *shown_validation, *shown_costs]
     lines = [f"| model | setting | {' | '.join(header)} | notes |", "|---|---|" + "---|" * len(header) + "---|"]
     for name, result in sorted(teachers.items()):
-        lines.append(row(f"teacher {name}", f"raw ({result['raw']['dim']}-d)", result["raw"], cost=costs.get(name)))
+        held_out = result.get("validation", {})
+        lines.append(row(f"teacher {name}", f"raw ({result['raw']['dim']}-d)", result["raw"], cost=costs.get(name),
+                         validation=held_out.get("raw")))
         lines.append(row(f"teacher {name}", f"whitened ({result['whitened']['dim']}-d)", result["whitened"],
-                         cost=costs.get(name)))
+                         cost=costs.get(name), validation=held_out.get("whitened")))
     for name, result in sorted((ensembles or {}).items()):
         mrr = {k: d["view_mrr"] for k, d in result.get("diagnostics", {}).items() if "view_mrr" in d}
         notes = (f"MRR of plain image vs its view: {name} {mrr.pop(name):.3f} ("
@@ -125,7 +130,7 @@ def results_table(teachers: dict[str, dict], students: dict[str, dict], training
             notes.append(alignment)
         model = f"{name} ({result['arch']}, {result['method']}" + (f" from {' + '.join(sources)})" if len(sources) > 1 else ")")
         lines.append(row(model, "symmetric", result["symmetric"], "; ".join(notes), costs.get(name),
-                         figures.get("symmetric")))
+                         figures.get("symmetric"), result.get("validation", {}).get("symmetric")))
         if "asymmetric" in result:
             teacher = teachers.get(result["teacher"], {}).get("whitened")
             asymmetric = figures.get("asymmetric", {})
@@ -134,5 +139,5 @@ def results_table(teachers: dict[str, dict], students: dict[str, dict], training
             if "vs_teacher" in asymmetric:
                 ratio += f"; {difference_note('whitened teacher', asymmetric['vs_teacher'])}"
             lines.append(row(model, f"asymmetric (→ {result['teacher']} gallery)", result["asymmetric"], ratio,
-                             costs.get(name), asymmetric or None))
+                             costs.get(name), asymmetric or None, result.get("validation", {}).get("asymmetric")))
     return "\n".join(lines) + "\n"
