@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sklearn.datasets import load_digits
 
 from pipeline.data.importers import Imported
 from pipeline.errors import RdistillError
@@ -16,6 +15,8 @@ def export_digits(out_dir: str | Path, n_train: int, seed: int, limit: int | Non
 
     `n_train` images (stratified by class, seeded) form the training split, the rest `test`.
     """
+    from sklearn.datasets import load_digits  # here: scikit-learn's import (1 s) is paid only by the digits
+
     out_dir = Path(out_dir)
     digits = load_digits()
     images, labels = digits.images, digits.target
