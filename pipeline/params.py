@@ -105,6 +105,8 @@ class TeacherParams(Section):
     """DataLoader worker processes"""
     image_cache_mb: float = Field(2048, ge=0)
     """decoded inputs kept in memory after the first epoch"""
+    eval_every: int = Field(0, ge=0)
+    """validation mAP (one scale) logged every this many epochs (0: of the final teacher only)"""
 
 
 class ExtractParams(Section):
@@ -371,6 +373,9 @@ class TrainParams(Section):
     (default: [seed]); the first seed's student is the one exported, searched and shown in retrieval grids"""
     image_cache_mb: float = Field(2048, ge=0)
     """decoded views kept in memory after the first epoch"""
+    eval_every: int = Field(0, ge=0)
+    """validation mAP (symmetric, evaluate.scales) logged every this many epochs (0: of the final student only;
+    each costs a pass over the validation images)"""
     recipe: Recipe = Recipe()
     """the base every method's own `recipe` is laid over"""
     override: RecipeOverride = RecipeOverride()

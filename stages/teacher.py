@@ -18,6 +18,7 @@ from pipeline.runtime import device, seed_everything
 from pipeline.train.live import epoch_logger
 from pipeline.train.loop import fit
 from pipeline.train.classification import ClassificationObjective
+from pipeline.train.validation import validation_scorer
 from stages.common import class_indices, declared, prepared_list
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,13 @@ def teacher(name: str, params_path: Path) -> None:
         recipe = Recipe(lr=p.lr, weight_decay=p.weight_decay, epochs=p.epochs, batch_size=p.batch_size)
         with epoch_logger(layout.live("teacher", name)) as log_epoch:
             def on_epoch(r: dict) -> None:
-                log.info("teacher %s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"])
+                log.info("teacher %s epoch %d loss %.4f (%.1fs)%s", name, r["epoch"], r["loss"], r["seconds"],
+                         f" validation mAP {r['val_map']:.4f}" if "val_map" in r else "")
                 log_epoch(r)
-            history = fit(net, objective, loader, recipe, device(), on_epoch=on_epoch, checkpoint=store.file("checkpoint.pt"))
+            # one scale: extract.scales are a later stage's choice, and changing them must not retrain the teacher
+            validate = validation_scorer(image_list, size, (1.0,), p.batch_size, device())
+            history = fit(net, objective, loader, recipe, device(), on_epoch=on_epoch, checkpoint=store.file("checkpoint.pt"),
+                          validate=validate, validate_every=p.eval_every)
         store.clear()
     else:
         load_pretrained(net, spec.weights)

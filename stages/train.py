@@ -27,6 +27,7 @@ from pipeline.train.live import epoch_logger
 from pipeline.train.loop import fit
 from pipeline.train.objectives import build_objective
 from pipeline.train.targets import load_targets, partners_of
+from pipeline.train.validation import validation_scorer
 from stages.common import class_indices, prepared_list
 from stages.students import student
 
@@ -63,7 +64,8 @@ def train(name: str, params_path: Path) -> None:
     # trained earlier is reused only while it holds.
     inputs = {"method": spec.method, "teachers": spec.teachers, "recipe": recipe.model_dump(),
               "settings": settings.model_dump(), "student": p.student.model_dump(), "temperature": p.temperature,
-              "workers": p.workers, "sync_bn": p.sync_bn, "seed": params.seed, "list_sha256": list_sha, "teacher_sha256": teacher_shas,
+              "workers": p.workers, "sync_bn": p.sync_bn, "seed": params.seed, "eval_every": p.eval_every,
+              "validation": [params.evaluate.scales, params.evaluate.batch_size], "list_sha256": list_sha, "teacher_sha256": teacher_shas,
               "source_sha256": source_sha256(), "versions": library_versions(), "device": describe_device(device())}
     store = main_first(lambda: ChunkStore(layout.scratch("train", name), {
         "params": params.model_dump(exclude={"train": {"seeds"}}), "list_sha256": list_sha,
@@ -76,6 +78,8 @@ def train(name: str, params_path: Path) -> None:
     checkpoint_record = {"arch": p.student.arch, "dim": targets.dim, "image_size": p.student.image_size,
               "last_stride": p.student.last_stride, "pool": p.student.pool,
               "method": spec.method, "teacher": spec.gallery, "teachers": spec.teachers}
+    validate = validation_scorer(image_list, p.student.image_size, params.evaluate.scales,
+                                 params.evaluate.batch_size, device())
     histories = {}
     for seed in params.training_seeds():
         key = hashlib.sha256(json.dumps({**inputs, "training_seed": seed}, sort_keys=True, default=str).encode()).hexdigest()
@@ -101,11 +105,13 @@ def train(name: str, params_path: Path) -> None:
                  p.student.arch, spec.method, "+".join(spec.teachers), n_views, len(rows))
         with epoch_logger(layout.live("train", name, seed)) as log_epoch:
             def on_epoch(r: dict) -> None:
-                log.info("%s epoch %d loss %.4f (%.1fs)", name, r["epoch"], r["loss"], r["seconds"])
+                log.info("%s epoch %d loss %.4f (%.1fs)%s", name, r["epoch"], r["loss"], r["seconds"],
+                         f" validation mAP {r['val_map']:.4f}" if "val_map" in r else "")
                 if is_main():
                     log_epoch(r)
             history = fit(net, objective, loader, recipe, device(), on_epoch=on_epoch,
-                          checkpoint=store.file(f"checkpoint-seed-{seed}.pt"), sync_batchnorm=p.sync_bn)
+                          checkpoint=store.file(f"checkpoint-seed-{seed}.pt"), sync_batchnorm=p.sync_bn,
+                          validate=validate, validate_every=p.eval_every)
         histories[seed] = history
         if is_main():
             save_student(kept, net, {**checkpoint_record, "seed": seed, "training_key": key, "history": history})

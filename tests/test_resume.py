@@ -16,7 +16,10 @@ import pytest
 import torch
 import yaml
 
+from pipeline.data.listfile import read_list
 from pipeline.models.backbones import create
+from pipeline.models.weights import load_student
+from pipeline.train.validation import validation_scorer
 
 RDISTILL = str(Path(sys.executable).parent / "rdistill")
 
@@ -110,19 +113,22 @@ def fake_teacher_cache(project: Path, dim: int = 8, k: int = 4) -> None:
     write_arrays(project / "data/neighbours/t.h5", {"rows": train, "indices": neighbours}, attrs)
 
 
-def epoch_log(folder: Path) -> list[tuple[int, float]]:
-    """(step, loss) rows of a DVCLive folder's loss series."""
-    rows = list(csv.DictReader((folder / "plots/metrics/loss.tsv").read_text().splitlines(), delimiter="\t"))
-    return [(int(r["step"]), float(r["loss"])) for r in rows]
+def epoch_log(folder: Path, metric: str = "loss") -> list[tuple[int, float]]:
+    """(step, value) rows of a DVCLive folder's series of `metric`."""
+    rows = list(csv.DictReader((folder / f"plots/metrics/{metric}.tsv").read_text().splitlines(), delimiter="\t"))
+    return [(int(r["step"]), float(r[metric])) for r in rows]
 
 
 def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(project):
     # weight averaging over epochs 2 and 4: the running average is part of the resumed state too
-    params = {**PARAMS, "train": {"student": {"arch": "resnet18", "image_size": 16},
-                                  "override": {"epochs": 4, "batch_size": 16, "average": [0.5, 1.0]},
-                                  "csd": {"k": 4, "variant": "kl"}},
+    # validation mAP after epoch 2 and of the final network (epoch 4): logged as steps 1 and 3
+    params = {**PARAMS, "prepare": {**PARAMS["prepare"], "validation": 16},
+              "train": {"student": {"arch": "resnet18", "image_size": 16}, "eval_every": 2,
+                        "override": {"epochs": 4, "batch_size": 16, "average": [0.5, 1.0]},
+                        "csd": {"k": 4, "variant": "kl"}},
               "mine": {"k": 4}, "students": {"s": {"method": "csd", "teacher": "t"}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
+    subprocess.run([RDISTILL, "prepare"], cwd=project, check=True, capture_output=True)
     fake_teacher_cache(project)
     scratch = project / "data/.partial/train-s"
     process = subprocess.Popen([RDISTILL, "train", "s"], cwd=project, stderr=subprocess.PIPE, text=True)
@@ -138,6 +144,7 @@ def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(proj
     resumed_weights = torch.load(project / "data/students/s/seed-0.pt", weights_only=True)["state_dict"]
     resumed_log = epoch_log(project / "dvclive/train/s/seed-0")
     assert [step for step, _ in resumed_log] == [0, 1, 2, 3]  # the restored epochs replayed, then the rest
+    resumed_validation_log = epoch_log(project / "dvclive/train/s/seed-0", "val_map")
     shutil.copy(project / "data/students/s/seed-0.pt", project / "resumed.pt")
 
     shutil.rmtree(project / "data/.partial/seeds")  # else the seed's student is reused, not trained again
@@ -145,6 +152,13 @@ def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(proj
     assert clean.returncode == 0 and "resuming" not in clean.stderr
     clean_weights = torch.load(project / "data/students/s/seed-0.pt", weights_only=True)["state_dict"]
     assert epoch_log(project / "dvclive/train/s/seed-0") == resumed_log  # the same series, step by step
+    validation_log = epoch_log(project / "dvclive/train/s/seed-0", "val_map")
+    assert [step for step, _ in validation_log] == [1, 3]
+    assert validation_log == resumed_validation_log
+    net, checkpoint = load_student(project / "data/students/s/seed-0.pt")
+    image_list = read_list(project / "data/prepared/list.csv")
+    final = validation_scorer(image_list, checkpoint["image_size"], [1.0], 256, torch.device("cpu"))(net)
+    assert validation_log[-1][1] == pytest.approx(final, abs=1e-6)  # the final, weight-averaged student's
     assert resumed_log == [(r["epoch"] - 1, r["loss"]) for r in json.loads((project / "metrics/train/s.json").read_text())["history"]]
     assert resumed_weights.keys() == clean_weights.keys()
     for key in clean_weights:

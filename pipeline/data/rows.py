@@ -223,3 +223,16 @@ class ArrayRows(Rows):
     def read_file_rows(self, rows: np.ndarray) -> np.ndarray:
         """Rows `rows` of the array (any order) as contiguous float32."""
         return np.ascontiguousarray(self.features[rows], dtype=np.float32)
+
+
+class SubsetRows(ArrayRows):
+    """A reader of a whole list's `n_rows` rows of which only `listed` (ascending) were described: row i of
+    `features` is list row listed[i]. Only listed rows may be read."""
+
+    def __init__(self, features: np.ndarray, listed: np.ndarray, n_rows: int):
+        super().__init__(features, np.arange(n_rows))
+        self.listed = np.asarray(listed, dtype=np.int64)
+
+    def read_file_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Features of list rows `rows` (each one of the listed rows)."""
+        return super().read_file_rows(np.searchsorted(self.listed, rows))

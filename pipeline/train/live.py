@@ -10,7 +10,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-LOGGED = ("loss", "lr", "seconds")
+LOGGED = ("loss", "lr", "seconds", "val_map")
 
 
 @contextlib.contextmanager

@@ -131,7 +131,8 @@ class TrainingStep(nn.Module):
 
 def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe, device: torch.device,
         on_epoch: Callable[[dict], None] | None = None, checkpoint: Path | None = None,
-        sync_batchnorm: bool = True) -> list[dict]:
+        sync_batchnorm: bool = True, validate: Callable[[nn.Module], float] | None = None,
+        validate_every: int = 0) -> list[dict]:
     """Train `net` to minimise `objective(net(images), labels, items)` with the recipe's optimiser and schedule.
 
     With `checkpoint`, the full training state (weights, optimiser, schedule, weight average, random
@@ -139,8 +140,12 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
     Under torchrun (a process group), gradients are averaged over the ranks with DDP, each rank
     training on its shard of every batch; only rank 0 writes the checkpoint. With `sync_batchnorm`, BatchNorm
     layers become SyncBatchNorm on CUDA (the global batch's statistics; the state dict keeps its keys).
-    `on_epoch` gets every epoch's record as it ends, and on a resume first each restored one, in order.
-    Returns one record per epoch: {epoch, loss, seconds, lr (at the epoch's end)}.
+    With `validate` (a network's validation mAP), every `validate_every`-th epoch's record holds `val_map` of
+    the network at that epoch's end, and the last record that of the final network (averaged, BatchNorm
+    statistics re-estimated): what `evaluate` scores. Only rank 0 validates.
+    `on_epoch` gets every epoch's record as it ends (the last once the final network is made), and on a
+    resume first each restored one, in order.
+    Returns one record per epoch: {epoch, loss, seconds, lr (at the epoch's end)[, val_map]}.
     """
     # On CUDA: mixed precision and channels-last; on CPU both are off and the same code runs.
     amp = device.type == "cuda"
@@ -172,8 +177,8 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
         restore_rng_states(state["rng"], loader)
         history = state["history"]
         log.info("resuming from %s after epoch %d of %d", checkpoint, len(history), recipe.epochs)
-        for record in history:  # the restored epochs first: an epoch log continues the uninterrupted series
-            if on_epoch:
+        for record in history[:recipe.epochs - 1]:  # the restored epochs first: an epoch log continues the
+            if on_epoch:                                # uninterrupted series (the last is told once final)
                 on_epoch(record)
     for epoch in range(len(history), recipe.epochs):
         start, losses = time.perf_counter(), []
@@ -192,6 +197,9 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
             average.update_parameters(net)
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - start,
                   "lr": float(optimizer.param_groups[0]["lr"])}
+        if validate is not None and validate_every and (epoch + 1) % validate_every == 0 \
+                and epoch + 1 < recipe.epochs and is_main():
+            record["val_map"] = validate(net)
         history.append(record)
         if checkpoint is not None and is_main():
             with atomic_path(checkpoint) as tmp:
@@ -200,7 +208,7 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
                             "scaler": scaler.state_dict(), "average": average.state_dict() if average is not None else {},
                             "rng": rng_states(loader), "history": history}, tmp)
         barrier()
-        if on_epoch:
+        if on_epoch and epoch + 1 < recipe.epochs:
             on_epoch(record)
     if average is not None:  # METHODS §6: the final student averages the weights of the chosen epochs
         net.load_state_dict(average.module.state_dict())
@@ -210,4 +218,8 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
     # mean of the per-batch statistics is the one a single process would take over the same batches).
     torch.optim.swa_utils.update_bn(loader, net, device=device)
     average_batchnorm_statistics(net)
+    if history and validate is not None and is_main():
+        history[-1]["val_map"] = validate(net)
+    if history and on_epoch:
+        on_epoch(history[-1])
     return history

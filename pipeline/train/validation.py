@@ -1,0 +1,43 @@
+"""Validation mAP while a network trains: the held-out `val` rows described and scored as `evaluate` scores
+them (each validation image a query against the others, class protocol, METHODS §7)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader
+from pipeline.data.listfile import ImageList
+from pipeline.data.rows import SubsetRows
+from pipeline.evaluate.protocols import score
+from pipeline.features.extract import describe
+
+
+def validation_scorer(image_list: ImageList, image_size: int, scales: Sequence[float], batch_size: int,
+                      device: torch.device) -> Callable[[nn.Module], float] | None:
+    """A function giving a network's symmetric validation mAP, or None when the list holds no validation rows.
+
+    The network is described in evaluation mode and left in training mode; the loader draws from its own
+    generator, so scoring never moves the random numbers training draws from.
+    """
+    validation = image_list.validation()
+    rows = validation.query_rows()
+    if not len(rows):
+        return None
+    dataset = ImageListDataset(image_list.paths, image_list.labels, rows, eval_transform(image_size),
+                               image_list.bboxes, decode_size=image_size)
+
+    def validation_map(net: nn.Module) -> float:
+        features = np.empty((len(rows), 0), dtype=np.float32)
+        for batch_rows, descriptors in describe(net, make_loader(dataset, batch_size, 0, by_shape=True), scales,
+                                                len(rows), device, desc="validation"):
+            if features.shape[1] == 0:
+                features = np.zeros((len(rows), descriptors.shape[1]), dtype=np.float32)
+            features[np.searchsorted(rows, batch_rows)] = descriptors
+        net.train()
+        described = SubsetRows(features, rows, len(image_list))
+        return score(validation, described, described, None, recall_at=(1,))["mAP"]
+
+    return validation_map
