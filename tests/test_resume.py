@@ -123,7 +123,8 @@ def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(proj
     # weight averaging over epochs 2 and 4: the running average is part of the resumed state too
     # validation mAP after epoch 2 and of the final network (epoch 4): logged as steps 1 and 3
     params = {**PARAMS, "prepare": {**PARAMS["prepare"], "validation": 16},
-              "train": {"student": {"arch": "resnet18", "image_size": 16}, "eval_every": 2,
+              "train": {"student": {"arch": "resnet18", "image_size": 16, "random_erasing": 0.5}, "eval_every": 2,
+                        "workers": 2,  # persistent workers erasing at random: the resumed run must draw the same
                         "override": {"epochs": 4, "batch_size": 16, "average": [0.5, 1.0]},
                         "csd": {"k": 4, "variant": "kl"}},
               "mine": {"k": 4}, "students": {"s": {"method": "csd", "teacher": "t"}}}

@@ -25,9 +25,9 @@ def test_a_last_stride_one_student_with_random_erasing_trains_with_ce_triplet_an
     erased = {"items": 0}
     original = RandomlyErased.__getitem__
 
-    def counted(self, i):
+    def counted(self, key):
         erased["items"] += 1
-        return original(self, i)
+        return original(self, key)
     monkeypatch.setattr(RandomlyErased, "__getitem__", counted)
     train("s", Path("params.yaml"))
     checkpoint = torch.load(project / "data/students/s/seed-0.pt", weights_only=True)

@@ -76,9 +76,12 @@ def item_loader(image_list: ImageList, items: np.ndarray, image_size: int, seed:
 
 class RandomlyErased(Dataset):
     """Items of another dataset whose 8-bit image has, with `probability`, a random rectangle filled with the
-    mean colour (random erasing, D3still's training augmentation). It acts on the student's input only and
-    is drawn anew every epoch (torch's generator), after the seeded view, so the view still matches its
-    cached teacher feature."""
+    mean colour (random erasing, D3still's training augmentation). It acts on the student's input only, after
+    the seeded view, so the view still matches its cached teacher feature.
+
+    Keys are (index, draw) pairs (WithDraws): the rectangle comes from the draw the sampler made for that
+    place in the epoch, not from the state of the worker process that happens to load it, so it is the same
+    after a resume and with any number of workers, and differs between the ranks' shares of a batch."""
 
     def __init__(self, dataset: Dataset, probability: float):
         self.dataset, self.probability = dataset, probability
@@ -87,9 +90,46 @@ class RandomlyErased(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, key: tuple[int, int]):
+        i, draw = key
         image, label, item = self.dataset[i]
-        return self.erase(image), label, item
+        with torch.random.fork_rng(devices=[]):  # torchvision draws from torch's global generator
+            torch.manual_seed(draw)
+            return self.erase(image), label, item
+
+
+class WithDraws(Sampler):
+    """Another sampler's indices, each paired with a random 63-bit draw from `generator` (made after the
+    indices): keys of RandomlyErased."""
+
+    def __init__(self, sampler: Sampler, generator: torch.Generator):
+        self.sampler, self.generator = sampler, generator
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        indices = list(self.sampler)
+        draws = torch.randint(2**63 - 1, (len(indices),), generator=self.generator).tolist()
+        yield from zip(indices, draws)
+
+
+class EpochSeeded(Sampler):
+    """Another sampler whose generator is seeded anew from (seed, epoch) at the start of every epoch, so that an
+    epoch's order and draws depend on its number only: a resumed run (`epoch` restored) draws what the
+    uninterrupted one drew, whatever else drew from the generator in between (a DataLoader draws its
+    workers' base seed from it when it starts them)."""
+
+    def __init__(self, sampler: Sampler, generator: torch.Generator, seed: int):
+        self.sampler, self.generator, self.seed, self.epoch = sampler, generator, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        self.generator.manual_seed(int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1, np.uint64)[0]))
+        self.epoch += 1
+        yield from self.sampler
 
 
 def every_view(rows: np.ndarray, n_views: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,8 @@ from torch.utils.data import DataLoader
 
 from pipeline.data.cache import DecodedCache
 from pipeline.data.dataset import make_loader
-from pipeline.data.views import OneViewPerImage, PositivePairs, RandomlyErased, SeededView, ViewDataset, every_view
+from pipeline.data.views import (EpochSeeded, OneViewPerImage, PositivePairs, RandomlyErased, SeededView, ViewDataset,
+                                 WithDraws, every_view)
 from pipeline.distributed import Shard
 from pipeline.errors import RdistillError
 
@@ -48,9 +49,13 @@ def training_loader(paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray,
         epoch, unit = (lambda g: PositivePairs(labels[rows], n_views, pairs, g, partners)), 2
     else:
         epoch, unit = (lambda g: OneViewPerImage(len(rows), n_views, g)), 1
+    if random_erasing:
+        ordered = epoch
+        epoch = lambda g: WithDraws(ordered(g), g)  # noqa: E731 (drawn over the global order, before sharding)
     rank, world = rank_world
     # Under torchrun each rank takes its contiguous share of every global batch.
     per_rank = unit * batch_size // world
-    sampler = (lambda g: Shard(epoch(g), rank, world, per_rank)) if world > 1 else epoch
+    sharded = (lambda g: Shard(epoch(g), rank, world, per_rank)) if world > 1 else epoch
+    sampler = lambda g: EpochSeeded(sharded(g), g, seed)  # noqa: E731
     # Full batches only: batch-level losses (D3still's lists, similarity matrices) need more than one image.
     return make_loader(dataset, per_rank, workers, seed=seed, sampler=sampler, drop_last=True)

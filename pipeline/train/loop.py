@@ -80,7 +80,8 @@ def rng_states(loader: DataLoader) -> dict:
             "cuda": [torch.cuda.get_rng_state().numpy().tobytes()] if torch.cuda.is_available() else [],
             "numpy": {"keys": keys.astype(np.uint32).tobytes(), "pos": int(pos), "has_gauss": int(has_gauss),
                       "cached": float(cached)},
-            "loader": loader.generator.get_state().numpy().tobytes() if loader.generator is not None else None}
+            "loader": loader.generator.get_state().numpy().tobytes() if loader.generator is not None else None,
+            "epoch": getattr(loader.sampler, "epoch", None)}  # an EpochSeeded sampler's next epoch
 
 
 def _byte_tensor(state: bytes) -> torch.Tensor:
@@ -102,6 +103,8 @@ def restore_rng_states(states: dict, loader: DataLoader) -> None:
     np.random.set_state(("MT19937", np.frombuffer(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     if states["loader"] is not None:
         loader.generator.set_state(_byte_tensor(states["loader"]))
+    if states.get("epoch") is not None:
+        loader.sampler.epoch = states["epoch"]
 
 
 def cached_buffer_names(module: nn.Module) -> list[str]:

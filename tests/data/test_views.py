@@ -110,11 +110,11 @@ def test_random_erasing_covers_a_box_of_some_images_with_the_mean_colour_and_lea
     from pipeline.data.views import RandomlyErased
 
     images = [(torch.full((3, 16, 16), 7, dtype=torch.uint8), i % 2, i) for i in range(40)]
-    torch.manual_seed(0)
     erased = RandomlyErased(images, probability=0.5)
     changed = 0
     for i in range(40):
-        image, label, item = erased[i]
+        image, label, item = erased[(i, 1000 + i)]
+        assert torch.equal(erased[(i, 1000 + i)][0], image)  # the draw decides, not the process's generator
         assert (label, item) == (i % 2, i)
         hit = (image != 7).any(0)
         if hit.any():
@@ -124,3 +124,30 @@ def test_random_erasing_covers_a_box_of_some_images_with_the_mean_colour_and_lea
             assert hit[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()  # one rectangle
     assert 8 < changed < 32  # about half
     assert erased.probability == 0.5 and len(erased) == 40
+
+
+def test_the_ranks_shares_of_a_batch_are_the_single_process_batch_erasings_included(tmp_path):
+    """Random erasing is drawn per place in the global epoch: rank r's share of every batch is the slice of the
+    one-process batch (the same images, erased the same), and the shares of one batch erase differently."""
+    import torch
+    from PIL import Image
+
+    from pipeline.train.batches import training_loader
+
+    paths = []
+    for i in range(16):  # one picture: any difference between two inputs is the erasing
+        Image.new("RGB", (16, 16), (200, 40, 40)).save(tmp_path / f"{i}.png")
+        paths.append(tmp_path / f"{i}.png")
+    labels, rows = np.arange(16) % 4, np.arange(16)
+
+    def batches(rank, world, workers=0):
+        loader = training_loader(paths, labels, rows, 1, 0, 16, 8, (rank, world), random_erasing=0.99,
+                                 workers=workers, seed=3)
+        return [(images, items) for images, _, items in loader]
+
+    whole = batches(0, 1)
+    shares = [batches(0, 2), batches(1, 2, workers=1)]
+    for b, (images, items) in enumerate(whole):
+        assert torch.equal(torch.cat([shares[0][b][1], shares[1][b][1]]), items)
+        assert torch.equal(torch.cat([shares[0][b][0], shares[1][b][0]]), images)
+        assert not torch.equal(shares[0][b][0], shares[1][b][0])  # no box repeated rank to rank
