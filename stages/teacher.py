@@ -14,7 +14,7 @@ from pipeline.models.backbones import create
 from pipeline.models.weights import load_pretrained
 from pipeline.params import Recipe, load_params
 from pipeline.scratch import ChunkStore
-from pipeline.runtime import device, seed_everything
+from pipeline.runtime import describe_device, device, seed_everything
 from pipeline.train.live import epoch_logger
 from pipeline.train.loop import fit
 from pipeline.train.classification import ClassificationObjective
@@ -50,7 +50,8 @@ def teacher(name: str, params_path: Path) -> None:
         objective = ClassificationObjective(n_classes, net.dim, p.temperature)
         log.info("training teacher %s (%s) on %d images, %d classes", name, spec.arch, len(rows), n_classes)
         store = ChunkStore(layout.scratch("teacher", name), {"spec": spec.model_dump(), "teacher": p.model_dump(),
-                                                              "seed": params.seed, "list_sha256": list_sha})
+                                                              "seed": params.seed, "list_sha256": list_sha,
+                                                              "device": describe_device(device())})
         recipe = Recipe(lr=p.lr, weight_decay=p.weight_decay, epochs=p.epochs, batch_size=p.batch_size)
         with epoch_logger(layout.live("teacher", name)) as log_epoch:
             def on_epoch(r: dict) -> None:

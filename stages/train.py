@@ -67,9 +67,9 @@ def train(name: str, params_path: Path) -> None:
               "workers": p.workers, "sync_bn": p.sync_bn, "seed": params.seed, "eval_every": p.eval_every,
               "validation": [params.evaluate.scales, params.evaluate.batch_size], "list_sha256": list_sha, "teacher_sha256": teacher_shas,
               "source_sha256": source_sha256(), "versions": library_versions(), "device": describe_device(device())}
-    store = main_first(lambda: ChunkStore(layout.scratch("train", name), {
+    store = main_first(lambda: ChunkStore(layout.scratch("train", name), {  # checkpoints of another device are not resumed
         "params": params.model_dump(exclude={"train": {"seeds"}}), "list_sha256": list_sha,
-        "teacher_sha256": teacher_shas}))
+        "teacher_sha256": teacher_shas, "device": inputs["device"]}))
     targets, attrs = load_targets(spec.teachers, list_sha, len(image_list), n_classes, store.file("targets.npy"))
     n_views, rank_world = attrs.get("views", 1), rank_and_world()
     partners = partners_of(pairs, targets, spec.teachers, teacher_shas, list_sha, rows,

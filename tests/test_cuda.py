@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.cuda,
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def train_resnet(checkpoint: Path, stop_after: int | None = None) -> dict:
+def train_resnet(checkpoint: Path, stop_after: int | None = None, device: torch.device = DEVICE) -> dict:
     """4 epochs of a ResNet-18 student under mixup-AP (CUDA random numbers every step), AMP on."""
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -50,7 +50,7 @@ def train_resnet(checkpoint: Path, stop_after: int | None = None) -> dict:
             raise KeyboardInterrupt
 
     try:
-        fit(net, objective, loader, Recipe(epochs=4, batch_size=16), DEVICE, on_epoch=stop,
+        fit(net, objective, loader, Recipe(epochs=4, batch_size=16), device, on_epoch=stop,
             checkpoint=checkpoint)
     except KeyboardInterrupt:
         return {}
@@ -64,6 +64,13 @@ def test_resume_on_gpu_gives_the_uninterrupted_weights_bit_for_bit(tmp_path):
     assert whole.keys() == resumed.keys()
     for key in whole:
         assert torch.equal(whole[key], resumed[key]), key
+
+
+def test_a_checkpoint_saved_on_the_cpu_resumes_on_the_gpu(tmp_path):
+    # the CPU run's GradScaler is disabled and saves {}: loading that into the GPU's enabled one raised
+    assert train_resnet(tmp_path / "cpu.pt", stop_after=2, device=torch.device("cpu")) == {}
+    resumed = train_resnet(tmp_path / "cpu.pt")
+    assert resumed and all(torch.isfinite(v.float()).all() for v in resumed.values())
 
 
 def test_ranks_on_the_gpu_equal_the_cpu_ones_for_a_5000_image_gallery():

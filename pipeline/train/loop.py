@@ -107,6 +107,15 @@ def restore_rng_states(states: dict, loader: DataLoader) -> None:
         loader.sampler.epoch = states["epoch"]
 
 
+def restore_scaler(scaler: torch.amp.GradScaler, state: dict) -> None:
+    """Load a GradScaler's saved state; one saved without mixed precision (a CPU run's disabled scaler saves
+    {}) leaves this scaler at its initial scale."""
+    if state:
+        scaler.load_state_dict(state)
+    elif scaler.is_enabled():
+        log.info("the checkpoint was saved without mixed precision: the loss scale starts afresh")
+
+
 def cached_buffer_names(module: nn.Module) -> list[str]:
     """Fully qualified names of the non-persistent buffers (the cached targets) of `module`."""
     return [f"{prefix}.{name}" if prefix else name for prefix, sub in module.named_modules()
@@ -174,7 +183,7 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        restore_scaler(scaler, state["scaler"])
         if average is not None:
             average.load_state_dict(state["average"])
         restore_rng_states(state["rng"], loader)

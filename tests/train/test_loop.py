@@ -105,3 +105,18 @@ def test_training_batches_are_full():
     data = TensorDataset(torch.zeros(9, 3, 2, 2, dtype=torch.uint8), torch.zeros(9, dtype=torch.long), torch.arange(9))
     loader = make_loader(data, 4, 0, shuffle=True, drop_last=True)
     assert [len(b[2]) for b in loader] == [4, 4]
+
+
+def test_a_checkpoint_without_mixed_precision_resumes_with_a_fresh_loss_scale():
+    from pipeline.train.loop import restore_scaler
+
+    disabled = torch.amp.GradScaler("cpu", enabled=False)
+    assert disabled.state_dict() == {}  # what a CPU run saves
+    enabled = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0)
+    with pytest.raises(RuntimeError):
+        enabled.load_state_dict(disabled.state_dict())  # loading it as it is fails
+    restore_scaler(enabled, disabled.state_dict())
+    assert enabled.get_scale() == 1024.0
+    saved = torch.amp.GradScaler("cpu", enabled=True, init_scale=8.0).state_dict()
+    restore_scaler(enabled, saved)
+    assert enabled.get_scale() == 8.0
