@@ -4,6 +4,7 @@ Without torchrun (no WORLD_SIZE, or WORLD_SIZE=1) every function here is a no-op
 """
 from __future__ import annotations
 
+import datetime
 import os
 
 import torch
@@ -11,13 +12,14 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 
-def init_from_env() -> None:
-    """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU); nothing for a single process."""
+def init_from_env(timeout_minutes: float = 120) -> None:
+    """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU), its collectives waiting up to
+    `timeout_minutes`; nothing for a single process."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if cuda else "gloo")
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(minutes=timeout_minutes))
 
 
 def synchronised_batchnorm(net: torch.nn.Module, device: torch.device, world: int) -> torch.nn.Module:

@@ -426,6 +426,14 @@ class EvaluateParams(Section):
     """queries shown in the retrieval grid (0: no grid)"""
 
 
+class DistributedParams(Section):
+    """Runs under torchrun (several processes); nothing here changes a result."""
+
+    timeout_minutes: PositiveFloat = 120
+    """how long a rank waits at a collective (e.g. while rank 0 writes a multi-GB target file) before the
+    run fails; torch's default is 10"""
+
+
 class ReportParams(Section):
     resamples: PositiveInt = 10_000
     """query resamples of the paired bootstrap behind the report's differences (seeded by `seed`)"""
@@ -453,6 +461,7 @@ class Params(Section):
     """multi-teacher students"""
     evaluate: EvaluateParams = EvaluateParams()
     report: ReportParams = ReportParams()
+    distributed: DistributedParams = DistributedParams()
     """the results table's intervals"""
 
     def training_seeds(self) -> list[int]:

@@ -18,7 +18,7 @@ from pipeline.data.h5 import feature_writer
 from pipeline.data.views import item_loader
 from pipeline.distributed import barrier, init_from_env, is_main, main_first, rank_and_world
 from pipeline.errors import RdistillError
-from pipeline.features.chunks import (ChunkCollector, chunk_count, chunk_length, extraction_items,
+from pipeline.features.chunks import (ChunkCollector, chunk_count, chunk_length, chunks_of_rank, extraction_items,
                                       pending_positions, write_chunk)
 from pipeline.features.extract import describe
 from pipeline.features.imported import import_features
@@ -54,13 +54,13 @@ def extract(name: str, params_path: Path) -> None:
     items = extraction_items(n_rows, view_rows, p.views)
     n_items = len(items)
     n_chunks = chunk_count(n_items, p.chunk_size)
-    init_from_env()
+    init_from_env(params.distributed.timeout_minutes)
     rank, world = rank_and_world()
     store = main_first(lambda: ChunkStore(layout.scratch("extract", name), {
         **attrs, "dim": spec.dim, "chunk_size": p.chunk_size, "batch_size": p.batch_size}))
     done = store.done()
-    # Under torchrun, rank r extracts every world-th pending chunk; rank 0 then assembles the file.
-    pending = [c for c in range(n_chunks) if c not in done][rank::world]
+    # Under torchrun, rank r extracts chunks r, r + world, …; rank 0 then assembles the file.
+    pending = chunks_of_rank(n_chunks, done, rank, world)
     positions = pending_positions(pending, n_items, p.chunk_size)
     log.info("extract %s: %d of %d items (images and views) already extracted, extracting %d%s",
              name, sum(chunk_length(c, n_items, p.chunk_size) for c in done), n_items, len(positions),

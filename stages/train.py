@@ -50,7 +50,7 @@ def train(name: str, params_path: Path) -> None:
     params = load_params(params_path)
     spec, p = student(params, name, params_path), params.train
     recipe, settings = spec.recipe, spec.settings
-    init_from_env()
+    init_from_env(params.distributed.timeout_minutes)
     image_list, list_sha = prepared_list()
     rows = image_list.train_rows()
     pairs = settings.pairs if METHODS[spec.method].pairs else None
@@ -68,7 +68,7 @@ def train(name: str, params_path: Path) -> None:
               "validation": [params.evaluate.scales, params.evaluate.batch_size], "list_sha256": list_sha, "teacher_sha256": teacher_shas,
               "source_sha256": source_sha256(), "versions": library_versions(), "device": describe_device(device())}
     store = main_first(lambda: ChunkStore(layout.scratch("train", name), {  # checkpoints of another device are not resumed
-        "params": params.model_dump(exclude={"train": {"seeds"}}), "list_sha256": list_sha,
+        "params": params.model_dump(exclude={"train": {"seeds"}, "distributed": True}), "list_sha256": list_sha,
         "teacher_sha256": teacher_shas, "device": inputs["device"]}))
     targets, attrs = load_targets(spec.teachers, list_sha, len(image_list), n_classes, store.file("targets.npy"))
     n_views, rank_world = attrs.get("views", 1), rank_and_world()

@@ -27,6 +27,14 @@ def chunk_length(chunk: int, n_items: int, chunk_size: int) -> int:
     return min(chunk_size, n_items - chunk * chunk_size)
 
 
+def chunks_of_rank(n_chunks: int, done: set[int], rank: int, world: int) -> list[int]:
+    """The chunks rank `rank` of `world` extracts: chunk c belongs to rank c % world, less those already done.
+
+    The share depends on the chunk's number only, never on which chunks a rank saw finished when it
+    listed them (others may be publishing meanwhile), so no chunk is skipped or extracted twice."""
+    return [c for c in range(rank, n_chunks, world) if c not in done]
+
+
 def pending_positions(pending: list[int], n_items: int, chunk_size: int) -> np.ndarray:
     """The item positions of the given chunks, in order."""
     return np.concatenate([np.arange(c * chunk_size, c * chunk_size + chunk_length(c, n_items, chunk_size))

@@ -41,3 +41,14 @@ def test_finished_chunks_go_to_the_plain_rows_and_the_views():
     writer = Writer()
     write_chunk(writer, items, 5, np.array([4, 5, 6, 7]), np.zeros((4, 2), dtype=np.float32))
     assert writer.calls == [(0, [4]), (1, [1, 3]), (2, [1])]
+
+
+def test_each_chunk_goes_to_one_rank_whatever_the_ranks_saw_finished():
+    from pipeline.features.chunks import chunks_of_rank
+
+    shares = [chunks_of_rank(10, set(), r, 3) for r in range(3)]
+    assert sorted(c for share in shares for c in share) == list(range(10))
+    # a late rank lists its chunks after rank 0 published chunks 0 and 3: its own share is unchanged
+    assert chunks_of_rank(10, {0, 3}, 1, 3) == shares[1] == [1, 4, 7]
+    assert chunks_of_rank(10, {0, 3}, 0, 3) == [6, 9]  # a resumed rank skips only its finished chunks
+    assert chunks_of_rank(10, {4}, 1, 3) == [1, 7]
