@@ -180,3 +180,24 @@ def test_two_gpu_ranks_train_with_synchronised_batchnorm_and_the_global_batch_lo
         got = torch.load(tmp_path / f"ddp.{rank}")
         assert got["kinds"] == ["SyncBatchNorm"]
         assert got["loss"] == pytest.approx(single["loss"], rel=1e-3)  # float32 on two GPUs against the CPU
+
+
+def test_targets_kept_in_host_memory_give_the_loss_of_targets_on_the_gpu():
+    from pipeline.params import TrainParams
+    from pipeline.train.objectives import CachedTargets, build_objective
+    from pipeline.train.placement import place_objective
+
+    torch.manual_seed(0)
+    n, dim, k = 64, 16, 4
+    table = torch.nn.functional.normalize(torch.randn(1, n, dim), dim=-1)
+    neighbours = torch.stack([torch.roll(torch.arange(n), -s) for s in range(1, k + 1)], dim=1)
+    targets = CachedTargets(table, neighbours, 0, dim)
+    q = torch.nn.functional.normalize(torch.randn(16, dim), dim=-1).to(DEVICE)
+    items = torch.randperm(n)[:16].to(DEVICE)
+    losses = []
+    for budget in (None, 0):
+        objective = build_objective("csd", TrainParams().csd.model_copy(update={"k": k}), targets, 0.05)
+        assert place_objective(objective, DEVICE, budget) == (budget is None)
+        losses.append(objective(q, torch.zeros(16, dtype=torch.long, device=DEVICE), items))
+    assert losses[1].device == q.device
+    assert torch.allclose(losses[0], losses[1], rtol=1e-6, atol=1e-7)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 
 import torch
@@ -39,12 +40,14 @@ class DecodedCache(Dataset):
         item_bytes = math.prod(shape)
         self.capacity = wanted = min(len(dataset), int(budget_mb * 2**20) // item_bytes)
         free = shared_memory_free() if shared else None
-        if free is not None and wanted * item_bytes > free // 2:
+        # every rank on this machine (torchrun's LOCAL_WORLD_SIZE) fills a store of its own
+        ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        if free is not None and wanted * item_bytes > free // 2 // ranks:
             # A shared store larger than /dev/shm would crash a worker (SIGBUS) when it fills the last pages.
-            self.capacity = free // 2 // item_bytes
-            log.warning("%s has %.0f MB free: keeping %d decoded items in memory instead of %d (raise its size, "
-                        "e.g. docker --shm-size, or lower the image cache)", SHARED_MEMORY, free / 2**20,
-                        self.capacity, wanted)
+            self.capacity = free // 2 // ranks // item_bytes
+            log.warning("%s has %.0f MB free for %d rank(s): keeping %d decoded items in memory instead of %d (raise "
+                        "its size, e.g. docker --shm-size, or lower the image cache)", SHARED_MEMORY, free / 2**20,
+                        ranks, self.capacity, wanted)
         self.images = torch.empty((self.capacity, *shape), dtype=torch.uint8)
         self.labels = torch.empty(self.capacity, dtype=torch.int64)
         self.keys = torch.empty(self.capacity, dtype=torch.int64)

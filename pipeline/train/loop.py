@@ -18,6 +18,7 @@ from tqdm import tqdm
 from pipeline.distributed import (average_batchnorm_statistics, barrier, gather_batch, is_main, rank_and_world,
                                   synchronised_batchnorm)
 from pipeline.io import atomic_path
+from pipeline.train.placement import cached_buffer_names, device_budget, place_objective
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +117,6 @@ def restore_scaler(scaler: torch.amp.GradScaler, state: dict) -> None:
         log.info("the checkpoint was saved without mixed precision: the loss scale starts afresh")
 
 
-def cached_buffer_names(module: nn.Module) -> list[str]:
-    """Fully qualified names of the non-persistent buffers (the cached targets) of `module`."""
-    return [f"{prefix}.{name}" if prefix else name for prefix, sub in module.named_modules()
-            for name in sub._non_persistent_buffers_set]
-
-
 class TrainingStep(nn.Module):
     """Network and objective as one module, so that DDP synchronises the gradients of both (e.g. class proxies).
 
@@ -164,7 +159,8 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
     if sync_batchnorm:
         net = synchronised_batchnorm(net, device, rank_and_world()[1])
     net.to(device, memory_format=torch.channels_last if amp else torch.preserve_format).train()
-    objective.to(device).train()
+    place_objective(objective, device, device_budget(device))
+    objective.train()
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
     step = TrainingStep(net, objective)
     if rank_and_world()[1] > 1:

@@ -49,8 +49,9 @@ class CachedTargets:
 def gather_rows(table: Tensor, index: Tensor, dim: int = 0) -> Tensor:
     """table's entries along `dim` at `index` (any shape): index_select, which gathers cached rows (a
     memory-mapped target file) about twice as fast as advanced indexing on the CPU."""
-    picked = torch.index_select(table, dim, index.reshape(-1))
-    return picked.reshape(*table.shape[:dim], *index.shape, *table.shape[dim + 1:])
+    picked = torch.index_select(table, dim, index.reshape(-1).to(table.device))
+    # targets kept in host memory (pipeline.train.placement): only the batch's rows travel to the step's device
+    return picked.reshape(*table.shape[:dim], *index.shape, *table.shape[dim + 1:]).to(index.device, non_blocking=True)
 
 
 # name -> factory(settings, targets, temperature): settings = the method's own section of params.yaml

@@ -107,3 +107,10 @@ def test_a_shared_store_never_outgrows_the_shared_memory(monkeypatch):
     cache = DecodedCache(Counting(100), (3, 2, 2), budget_mb=1, shared=True)
     assert cache.capacity == 5  # half of what is free
     assert DecodedCache(Counting(100), (3, 2, 2), budget_mb=1, shared=False).capacity == 100
+
+
+def test_the_ranks_of_one_machine_share_the_shared_memory(monkeypatch):
+    monkeypatch.setattr("pipeline.data.cache.shared_memory_free", lambda: 8 * 10 * 12)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")  # torchrun --nproc-per-node 8: eight stores on one /dev/shm
+    cache = DecodedCache(Counting(100), (3, 2, 2), budget_mb=1, shared=True)
+    assert cache.capacity == 5 and 8 * cache.capacity * 12 <= 8 * 10 * 12 // 2
