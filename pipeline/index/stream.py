@@ -21,12 +21,13 @@ def build_streamed_index(reader, factory: str, train_size: int = 65536) -> faiss
 
     IVF indexes train on at least 40 rows per list (FAISS's k-means wants 39 or more).
     """
-    index = to_gpu_if_available(new_index(reader.dim, factory))
+    cpu_index = new_index(reader.dim, factory)
+    try:  # read on the CPU index: FAISS cannot find the IVF part of a GPU index or of replicas over GPUs
+        train_size = max(train_size, 40 * faiss.extract_index_ivf(cpu_index).nlist)
+    except RuntimeError:
+        pass  # not an IVF index
+    index = to_gpu_if_available(cpu_index)
     if not index.is_trained:
-        try:
-            train_size = max(train_size, 40 * faiss.extract_index_ivf(index).nlist)
-        except RuntimeError:
-            pass  # not an IVF index
         index.train(reader.sample(train_size))
     for _, feats in reader.blocks():
         index.add(feats)

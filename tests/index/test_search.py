@@ -78,3 +78,29 @@ def test_exact_search_has_recall_one_with_ties_whatever_order_the_kernels_give_t
     wrong[:, -1] = np.argmin(x @ x.T, axis=1)  # the least similar row instead of the 10th
     found_wrong = np.einsum("nd,nkd->nk", x, x[wrong])
     assert recall_with_ties(found_wrong, exact_sims, tolerance) == pytest.approx(0.9)
+
+
+def test_ivf_lists_get_forty_training_rows_each_when_the_index_moves_to_gpus(monkeypatch):
+    """On GPUs the index is a GPU index or replicas, whose IVF part FAISS cannot find: the list count must
+    be read before the move. Replicas over the CPU index stand in for the GPUs here."""
+    import faiss
+
+    import pipeline.index.stream as stream
+
+    kept = []
+
+    def to_replicas(index):
+        replicas = faiss.IndexReplicas(index.d)
+        replicas.addIndex(index)
+        kept.append(index)  # the replicas do not own it
+        return replicas
+
+    monkeypatch.setattr(stream, "to_gpu_if_available", to_replicas)
+    sampled = []
+    rows = ArrayRows(np.random.default_rng(0).standard_normal((6000, 4)).astype(np.float32))
+    original = rows.sample
+    monkeypatch.setattr(rows, "sample", lambda n: sampled.append(n) or original(n))
+    with pytest.raises(RuntimeError):
+        faiss.extract_index_ivf(to_replicas(faiss.index_factory(4, "IVF128,Flat")))  # why it is read before
+    build_streamed_index(rows, "IVF128,Flat", train_size=1000)
+    assert sampled == [40 * 128]
