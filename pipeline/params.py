@@ -146,7 +146,8 @@ class WhitenParams(Section):
 
 class MineParams(Section):
     index: str = "auto"
-    """a FAISS factory string, or auto: exact search below EXACT_BELOW rows, IVF-PQ above"""
+    """a FAISS factory string; exact: torch's blocked top-K (on the GPU when there is one, no faiss-gpu needed);
+    auto: exact on a GPU that FAISS cannot use, else FAISS exact search below EXACT_BELOW rows, IVF above"""
     k: PositiveInt = 64
     """neighbours mined per training image (itself excluded)"""
     shortlist: int = Field(0, ge=0)

@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 
 from pipeline.errors import RdistillError
-from pipeline.index.search import EXACT_BELOW, ROWS_PER_LIST, auto_nprobe, new_index, set_nprobe
+from pipeline.index.search import EXACT_BELOW, ROWS_PER_LIST, auto_nprobe, check_gpu_k, new_index, set_nprobe
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
@@ -52,6 +52,7 @@ def gallery_index(feats: np.ndarray) -> faiss.Index:
 def top_hits(index: faiss.Index, query: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
     """(scores, gallery positions) of the `top` best gallery images for one query descriptor (D,), searched
     where the index lives (load_index already moves a cached one to the GPUs; one query needs no copy)."""
+    check_gpu_k(index, min(top, index.ntotal), "--top", "ask for fewer hits")
     scores, ids = index.search(np.ascontiguousarray(query[None], dtype=np.float32), min(top, index.ntotal))
     keep = ids[0] >= 0
     return scores[0][keep], ids[0][keep]

@@ -3,7 +3,8 @@
 The training rows are read once, block by block, into one float32 array (N × D × 4 bytes: 3.3 GB
 for 1.6M × 512): the index is built from it and every shortlist is re-ranked from it by row
 gather. `mine.index: auto` picks exact search for small sets and IVF-PQ above
-pipeline.index.search.EXACT_BELOW rows. With `mine.refine` > 0 the index's lists are then refined
+pipeline.index.search.EXACT_BELOW rows, and on a GPU that FAISS cannot use (no faiss-gpu) `exact`: torch's
+blocked top-K on that GPU (pipeline.index.exact_torch). With `mine.refine` > 0 the index's lists are then refined
 by their neighbours' lists (pipeline.index.refine). Recall@K against exact search is measured on an
 even sample of up to 1,000 training images, before and after the refinement.
 
@@ -21,13 +22,15 @@ import numpy as np
 from pipeline import layout
 from pipeline.data.h5 import write_arrays
 from pipeline.data.rows import ArrayRows, read_all
-from pipeline.index.search import (auto_factory, auto_nprobe, check_k, load_index, dot_rounding_bound, neighbours_of,
-                                   recall_with_ties, save_index, set_nprobe)
+from pipeline.index.exact_torch import ExactSearch
+from pipeline.index.search import (auto_factory, auto_nprobe, check_gpu_k, check_k, load_index, dot_rounding_bound,
+                                   neighbours_of, recall_with_ties, save_index, set_nprobe)
 from pipeline.index.refine import refine_neighbours
 from pipeline.index.stream import build_streamed_index, exact_top_k, neighbours_in_batches
 from pipeline.io import atomic_path, write_json
 from pipeline.params import load_params
 from pipeline.provenance import library_versions, open_checked_features
+from pipeline.runtime import device
 from pipeline.scratch import ChunkStore
 from stages.common import prepared_list
 
@@ -50,28 +53,35 @@ def mine(name: str, params_path: Path) -> None:
     with open_checked_features(source, list_sha, name, rows=train) as reader:
         whitened_attrs = reader.attrs
         feats = read_all(reader)
-    factory = auto_factory(len(train), feats.shape[1], faiss.get_num_gpus() > 0) if p.index == "auto" else p.index
-    shortlist = 0 if factory == "Flat" else p.shortlist
+    factory = (auto_factory(len(train), feats.shape[1], faiss.get_num_gpus() > 0, device().type == "cuda")
+               if p.index == "auto" else p.index)
+    exact = factory in ("Flat", "exact")
+    shortlist = 0 if exact else p.shortlist
     nprobe = auto_nprobe(factory) if p.nprobe == "auto" else p.nprobe
-    refine = 0 if factory == "Flat" else p.refine  # exact lists have nothing to gain
+    refine = 0 if exact else p.refine  # exact lists have nothing to gain
     attrs = {"teacher": name, "list_sha256": list_sha, "index": factory, "k": p.k, "shortlist": shortlist,
              "nprobe": nprobe, "refine": refine,
              "weights_sha256": whitened_attrs["weights_sha256"], "versions": library_versions()}
     key = {**attrs, "batch_size": p.batch_size}
     store = ChunkStore(layout.scratch("mine", name), key)
     rows = ArrayRows(feats)
-    index_file = store.file("index.faiss")
-    if index_file.is_file():
-        index = load_index(index_file)
+    if factory == "exact":
+        index = ExactSearch(feats, device())
+        search = lambda start, stop: index.search(start, stop, p.k)  # noqa: E731
     else:
-        index = build_streamed_index(rows, factory)
-        with atomic_path(index_file) as tmp:
-            save_index(index, tmp)
-    set_nprobe(index, nprobe)
-    sims, ids = neighbours_in_batches(store, len(train), p.k, p.batch_size,
-                                      lambda start, stop: neighbours_of(index, feats, start, stop, p.k, shortlist),
-                                      f"mine {name}")
-    del index
+        index_file = store.file("index.faiss")
+        if index_file.is_file():
+            index = load_index(index_file)
+        else:
+            index = build_streamed_index(rows, factory)
+            with atomic_path(index_file) as tmp:
+                save_index(index, tmp)
+        set_nprobe(index, nprobe)
+        check_gpu_k(index, min(max(p.k, shortlist) + 1, len(train)), "mine.k / mine.shortlist",
+                    "set mine.index: exact (torch on the GPU, any k) or ask for fewer")
+        search = lambda start, stop: neighbours_of(index, feats, start, stop, p.k, shortlist)  # noqa: E731
+    sims, ids = neighbours_in_batches(store, len(train), p.k, p.batch_size, search, f"mine {name}")
+    del index, search
     sample = np.unique(np.linspace(0, len(train) - 1, min(RECALL_SAMPLE, len(train))).astype(np.int64))
     exact_sims, _ = exact_top_k(rows, sample, p.k)
     tolerance = dot_rounding_bound(feats[sample], feats)

@@ -242,3 +242,22 @@ def test_extraction_sharded_over_two_torchrun_ranks_equals_one_process(project):
     assert "(rank 0 of 2)" in sharded.stderr and "(rank 1 of 2)" in sharded.stderr
     assert (project / "data/features/t.h5").read_bytes() == expected
     assert not (project / "data/.partial/extract-t").exists()
+
+
+def test_exact_mining_with_torch_gives_faiss_exact_lists(project, monkeypatch):
+    import h5py
+
+    import stages.mine as mine_stage
+    fake_teacher_cache(project, dim=8)
+    monkeypatch.chdir(project)
+    lists = {}
+    for index in ("Flat", "exact"):
+        params = {**PARAMS, "mine": {"index": index, "k": 6, "batch_size": 16}, "train": {"csd": {"k": 6}}}
+        (project / "params.yaml").write_text(yaml.safe_dump(params))
+        mine_stage.mine("t", Path("params.yaml"))
+        with h5py.File(project / "data/neighbours/t.h5") as f:
+            lists[index] = f["indices"][()], f["similarities"][()]
+        mined = json.loads((project / "metrics/mine/t.json").read_text())
+        assert (mined["index"], mined["recall_at_k"], mined["refine"]) == (index, 1.0, 0)
+    assert np.array_equal(lists["exact"][0], lists["Flat"][0])
+    assert np.allclose(lists["exact"][1], lists["Flat"][1], atol=1e-6)

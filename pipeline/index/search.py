@@ -47,8 +47,10 @@ EXACT_BELOW = 50_000
 ROWS_PER_LIST = 512  # IVF lists of about this many rows: each query costs the same at any N
 
 
-def auto_factory(n: int, dim: int, gpu: bool = False) -> str:
-    """The index `mine.index: auto` builds for n rows of dim: exact below EXACT_BELOW rows, else IVF.
+def auto_factory(n: int, dim: int, gpu: bool = False, torch_gpu: bool = False) -> str:
+    """The index `mine.index: auto` builds for n rows of dim (`gpu`: FAISS sees GPUs; `torch_gpu`: torch does):
+    `exact` (torch, pipeline.index.exact_torch) on a GPU that FAISS cannot use, otherwise FAISS exact search
+    below EXACT_BELOW rows and IVF above.
 
     IVF with about n / ROWS_PER_LIST lists (a power of two, at least 16), so that nprobe lists hold
     the same number of rows at any n. On CPU the lists hold PQ codes, one 4-bit sub-quantizer per 8
@@ -56,6 +58,8 @@ def auto_factory(n: int, dim: int, gpu: bool = False) -> str:
     scanned with SIMD), whose shortlist is re-ranked exactly. Fast-scan codes do not run on GPUs,
     which hold the full vectors instead (IVF-Flat: N × D × 4 bytes of GPU memory, exact within the lists).
     """
+    if torch_gpu and not gpu:
+        return "exact"
     if n <= EXACT_BELOW:
         return "Flat"
     nlist = max(16, 1 << int(round(np.log2(n / ROWS_PER_LIST))))
@@ -143,6 +147,21 @@ def neighbours_of(index: faiss.Index, feats: np.ndarray, start: int, stop: int, 
         raise RdistillError(f"mine: the index found fewer than {k} neighbours of training row {start + short[0]} "
                             f"({len(short)} such rows in this batch): raise mine.nprobe or use fewer IVF lists")
     return sims, ids
+
+
+GPU_MAX_K = 2048  # FAISS's GPU searches return at most this many results per query
+
+
+def on_gpus(index: faiss.Index) -> bool:
+    """Whether FAISS searches `index` on GPUs (a GPU index, or replicas / shards over GPUs)."""
+    return faiss.get_num_gpus() > 0 and (type(index).__name__.startswith("Gpu")
+                                          or isinstance(index, (faiss.IndexReplicas, faiss.IndexShards)))
+
+
+def check_gpu_k(index: faiss.Index, k: int, what: str, advice: str) -> None:
+    """Refuse, in one line, asking an index on GPUs for more than GPU_MAX_K results per query."""
+    if k > GPU_MAX_K and on_gpus(index):
+        raise RdistillError(f"{what}: {k} results per query, but FAISS on GPUs returns at most {GPU_MAX_K}; {advice}")
 
 
 def check_k(k: int, n: int) -> None:

@@ -104,3 +104,21 @@ def test_ivf_lists_get_forty_training_rows_each_when_the_index_moves_to_gpus(mon
         faiss.extract_index_ivf(to_replicas(faiss.index_factory(4, "IVF128,Flat")))  # why it is read before
     build_streamed_index(rows, "IVF128,Flat", train_size=1000)
     assert sampled == [40 * 128]
+
+
+def test_more_results_than_faiss_gpus_return_is_one_clear_line(monkeypatch):
+    import faiss
+
+    from pipeline.errors import RdistillError
+    from pipeline.index.search import GPU_MAX_K, check_gpu_k
+
+    cpu = faiss.IndexFlatIP(4)
+    replicas = faiss.IndexReplicas(4)  # how the index spreads over GPUs
+    replicas.addIndex(cpu)
+    check_gpu_k(replicas, 5000, "mine.k", "advice")  # without GPUs FAISS searches on the CPU: any k
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 2)
+    check_gpu_k(cpu, 5000, "mine.k", "advice")  # an index FAISS kept on the CPU: any k
+    check_gpu_k(replicas, GPU_MAX_K, "mine.k", "advice")
+    with pytest.raises(RdistillError, match=r"^mine.k: 2049 results per query, but FAISS on GPUs returns at most 2048; "
+                                            r"set mine.index: exact"):
+        check_gpu_k(replicas, GPU_MAX_K + 1, "mine.k", "set mine.index: exact")

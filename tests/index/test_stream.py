@@ -94,6 +94,9 @@ def test_auto_index_is_exact_for_small_sets_and_ivf_pq_for_large_ones():
     # FAISS's fast-scan codes have no GPU version: on GPUs the lists hold the vectors themselves
     assert auto_factory(1_600_000, 512, gpu=True) == "IVF4096,Flat"
     assert auto_factory(1000, 32, gpu=True) == "Flat"
+    # a GPU that FAISS cannot use (no faiss-gpu): torch's exact search there, at any size
+    assert auto_factory(1_600_000, 512, gpu=False, torch_gpu=True) == "exact"
+    assert auto_factory(1_600_000, 512, gpu=True, torch_gpu=True) == "IVF4096,Flat"
 
 
 def test_nprobe_reaches_ivf_inside_wrappers_and_leaves_other_indexes_alone(rng):
