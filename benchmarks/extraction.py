@@ -1,8 +1,9 @@
 """Extraction throughput of the `extract` stage vs the pure forward pass of the same model on the same batches.
 
-The stage decodes JPEGs (in the main process and with one DataLoader worker: both timed), describes each
-batch at three scales (METHODS §1) and writes HDF5 chunks; the reference runs only multiscale_descriptor on
-batches already in memory, timed before and after the stage runs.
+The stage decodes JPEGs (in the main process and with DataLoader workers: each count timed), describes each
+batch at three scales (METHODS §1) and writes HDF5 chunks; the reference runs only the description (network
+at every scale, on the stage's device, mixed precision on CUDA as the stage does) of batches already in
+host memory, timed before and after the stage runs.
 """
 from __future__ import annotations
 
@@ -21,12 +22,15 @@ from benchmarks.images import write_images
 
 
 def main(images: int = 384, arch: str = "resnet50", image_size: int = 160, batch: int = 32,
-         workers: list[int] = typer.Option([0, 1], help="DataLoader workers to time the stage with (each).")) -> None:
-    """Write benchmarks/results/extraction.json; the verdict uses the fastest worker count (extract.workers)."""
+         workers: list[int] = typer.Option([0, 1], help="DataLoader workers to time the stage with (each)."),
+         name: str = typer.Option("extraction", help="results file: benchmarks/results/<name>.json")) -> dict:
+    """Write benchmarks/results/<name>.json and return its figures; the verdict uses the fastest worker count
+    (extract.workers). The stage and the reference run on the stage's device (CUDA when torch sees it)."""
     from pipeline.data.dataset import eval_transform, make_loader, ImageListDataset
     from pipeline.data.listfile import read_list
-    from pipeline.features.extract import multiscale_descriptor
+    from pipeline.features.extract import describe
     from pipeline.models.backbones import create
+    from pipeline.runtime import device
     from stages.extract import extract
     scales = [1.0, 0.7071, 0.5]
     cwd = os.getcwd()
@@ -41,15 +45,14 @@ def main(images: int = 384, arch: str = "resnet50", image_size: int = 160, batch
             image_list = read_list(listed)
             dataset = ImageListDataset(image_list.paths, image_list.labels, image_list.train_rows(),
                                        eval_transform(image_size))
-            batches = [images for groups in make_loader(dataset, batch, 0, by_shape=True) for images, _, _ in groups]
+            batches = [groups for groups in make_loader(dataset, batch, 0, by_shape=True)]
 
             def forward_all() -> None:
-                with torch.no_grad():
-                    for images_batch in batches:
-                        multiscale_descriptor(net, images_batch, scales)
+                for _ in describe(net, batches, scales, images, device(), desc="forward"):
+                    pass
 
-            with torch.no_grad():
-                multiscale_descriptor(net, batches[0], scales)  # warm-up
+            for _ in describe(net, batches[:2], scales, 2 * batch, device(), desc="warm-up"):
+                pass
             forward_runs = [timed(forward_all)]
             stage_by_workers = {}
             for n_workers in workers:
@@ -69,9 +72,10 @@ def main(images: int = 384, arch: str = "resnet50", image_size: int = 160, batch
                "stage_images_per_s": images / stage,
                "stage_images_per_s_by_workers": {w: images / t for w, t in stage_by_workers.items()},
                "fastest_workers": best_workers, "ratio": forward / stage}
-    write_result("extraction", {"images": images, "arch": arch, "image_size": image_size, "batch": batch,
-                                "workers": workers, "scales": scales, "jpeg": "400x300"},
+    write_result(name, {"images": images, "arch": arch, "image_size": image_size, "batch": batch,
+                        "workers": workers, "scales": scales, "jpeg": "400x300", "device": str(device())},
                  figures, {"stage >= 0.9 x pure forward": figures["ratio"] >= 0.9})
+    return figures
 
 
 if __name__ == "__main__":
