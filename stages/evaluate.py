@@ -71,7 +71,8 @@ def evaluate(name: str, params_path: Path) -> str:
     results = []
     for seed in seeds:
         net, checkpoint = load_student(layout.student_weights(name, seed))
-        with FeatureRows(describe_student(name, seed, net, checkpoint, image_list, rows, p)) as student:
+        described = describe_student(name, seed, net, checkpoint, image_list, rows, p)
+        with FeatureRows(described) as student:
             result = {"method": checkpoint["method"], "teacher": checkpoint["teacher"], "arch": checkpoint["arch"],
                       "teachers": checkpoint.get("teachers", [checkpoint["teacher"]]),
                       "symmetric": score(image_list, student, student, truth, p.recall_at)}
@@ -91,6 +92,7 @@ def evaluate(name: str, params_path: Path) -> str:
                 for scores in result.values():
                     if isinstance(scores, dict):
                         scores.pop("pr_curve", None)
+        described.unlink()  # one seed's descriptors on disk at a time (2 GB a seed at 1M distractors × 512)
         results.append(result)
     per_query = [pop_per_query(r) for r in results]
     write_arrays(layout.per_query("student", name),

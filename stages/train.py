@@ -16,7 +16,9 @@ from pipeline.data.h5 import read_arrays
 from pipeline.distributed import init_from_env, is_main, main_first, rank_and_world
 from pipeline.io import atomic_path, write_json
 from pipeline.methods import METHODS
+from pipeline.errors import RdistillError
 from pipeline.models.backbones import create
+from pipeline.models.state import load_state_dict
 from pipeline.models.weights import save_student
 from pipeline.params import load_params
 from pipeline.provenance import library_versions, source_sha256
@@ -39,10 +41,10 @@ def reusable(path: Path, key: str) -> dict | None:
     if not path.is_file():
         return None
     try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a file cut short by a crash: train again
+        record = load_state_dict(path)
+    except RdistillError:  # a file cut short by a crash: train again
         return None
-    return record if isinstance(record, dict) and record.get("training_key") == key else None
+    return record if record.get("training_key") == key else None
 
 
 def train(name: str, params_path: Path) -> None:

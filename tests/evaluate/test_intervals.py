@@ -38,9 +38,22 @@ def test_paired_difference_averages_seeds_per_query_before_resampling():
         paired_difference(a, b[:, :2], every)
 
 
-def test_resamples_are_seeded():
-    assert np.array_equal(query_resamples(50, 100, seed=3), query_resamples(50, 100, seed=3))
-    assert not np.array_equal(query_resamples(50, 100, seed=3), query_resamples(50, 100, seed=4))
+def test_resamples_are_seeded_and_drawn_in_blocks_of_bounded_size():
+    from pipeline.evaluate.intervals import QueryResamples
+
+    x = np.random.default_rng(0).random(50)
+    assert np.array_equal(query_resamples(50, 100, seed=3).means(x), query_resamples(50, 100, seed=3).means(x))
+    assert not np.array_equal(query_resamples(50, 100, seed=3).means(x), query_resamples(50, 100, seed=4).means(x))
+    small = QueryResamples(50, 100, seed=3, block_draws=7 * 50)  # 7 resamples a block, the last one short
+    blocks = list(small.blocks())
+    assert [len(b) for b in blocks] == [7] * 14 + [2] and all(b.shape[1] == 50 for b in blocks)
+    drawn = np.concatenate(blocks)
+    assert np.array_equal(small.means(x), x[drawn].mean(axis=1))  # each mean over its own resample
+    assert drawn.min() == 0 and drawn.max() == 49  # positions with replacement over all queries
+    # a bootstrap of the mean: centred on the mean, spread as the standard error
+    means = QueryResamples(50, 20_000, seed=5, block_draws=1000).means(x)
+    assert means.mean() == pytest.approx(x.mean(), abs=3 * x.std() / np.sqrt(50 * 20_000) * 10)
+    assert means.std() == pytest.approx(x.std() / np.sqrt(50), rel=0.05)
 
 
 def synthetic_scores(rng, shift: float, queries: int = 200, seeds: int = 3):
