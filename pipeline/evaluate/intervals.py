@@ -3,8 +3,9 @@
 A method's mAP varies with its training seed and with the sample of test queries. The report shows
 each student's mean over seeds with a Student-t interval over those seeds, and its difference from a
 reference (no_distill, or the whitened teacher) with a percentile interval from a paired bootstrap
-over queries: per query, the AP averaged over seeds; queries resampled with replacement, the same
-resample for both methods. Teachers are trained once, so every interval is conditional on them.
+over queries (per query, the AP averaged over seeds; queries resampled with replacement, the same
+resample for both methods) widened by Welch's interval over the seeds' mAP, since a seed moves all
+queries together. Teachers are trained once, so every interval is conditional on them.
 """
 from __future__ import annotations
 
@@ -75,6 +76,29 @@ def paired_difference(a: np.ndarray, b: np.ndarray, resamples: QueryResamples | 
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"paired scores need the same queries: {a.shape[1]} vs {b.shape[1]}")
     return bootstrap_interval(a.mean(axis=0) - b.mean(axis=0), resamples, confidence)
+
+
+def seed_and_query_difference(a: np.ndarray, b: np.ndarray, resamples: QueryResamples | np.ndarray,
+                              confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(difference of means, low, high) of A − B, each (seeds, queries) over the same queries: the paired query
+    bootstrap (paired_difference) widened by the spread of the two methods' per-seed mAP.
+
+    A training seed moves every query of its model together, which resampling queries cannot see. Its
+    share is Welch's interval of the difference of the per-seed means, t_{(1+c)/2, ν} · √(s²_A/n_A + s²_B/n_B)
+    with ν from Welch–Satterthwaite; the two independent sources add in quadrature on each side of the
+    difference: low = d − √(h_seed² + (d − low_q)²), high = d + √(h_seed² + (high_q − d)²). With one seed on
+    either side the seeds' spread is unknown and the query bootstrap stands alone.
+    """
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    diff, low, high = paired_difference(a, b, resamples, confidence)
+    if len(a) < 2 or len(b) < 2:
+        return diff, low, high
+    va, vb = a.mean(axis=1).var(ddof=1) / len(a), b.mean(axis=1).var(ddof=1) / len(b)
+    if va + vb == 0:
+        return diff, low, high
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    seed_half = float(stats.t.ppf((1 + confidence) / 2, df) * np.sqrt(va + vb))
+    return diff, diff - float(np.hypot(seed_half, diff - low)), diff + float(np.hypot(seed_half, high - diff))
 
 
 def excludes_zero(low: float, high: float) -> bool:

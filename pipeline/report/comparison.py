@@ -3,14 +3,15 @@ from the reference it must beat (no_distill symmetric; the whitened teacher asym
 
 Per-query AP comes from the evaluation outputs (data/queries/), as (seeds, queries) arrays over the same
 queries. With several seeds a row's interval is over seeds (Student t); with one it comes from
-resampling the queries alone. Differences are paired bootstraps over queries with seeds averaged
-(pipeline.evaluate.intervals). Teachers are trained once: every interval is conditional on them.
+resampling the queries alone. Differences are paired bootstraps over queries with seeds averaged,
+widened by the seeds' spread (pipeline.evaluate.intervals). Teachers are trained once: every interval is
+conditional on them.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from pipeline.evaluate.intervals import bootstrap_interval, excludes_zero, paired_difference, seed_interval
+from pipeline.evaluate.intervals import bootstrap_interval, excludes_zero, seed_and_query_difference, seed_interval
 
 
 def main_setting(per_query: dict[str, np.ndarray], setting: str) -> np.ndarray | None:
@@ -36,9 +37,10 @@ def row_interval(ap: np.ndarray, resamples_of) -> dict:
 
 
 def difference(a: np.ndarray, b: np.ndarray, resamples_of) -> dict:
-    """A − B over the queries both score: the paired bootstrap's mean, interval, and whether it excludes 0."""
+    """A − B over the queries both score: the mean, its interval (paired query bootstrap widened by the seeds'
+    spread), and whether it excludes 0."""
     keep = finite_columns(a, b)
-    diff, low, high = paired_difference(a[:, keep], b[:, keep], resamples_of(int(keep.sum())))
+    diff, low, high = seed_and_query_difference(a[:, keep], b[:, keep], resamples_of(int(keep.sum())))
     return {"diff": diff, "low": low, "high": high, "excludes_zero": excludes_zero(low, high)}
 
 

@@ -68,7 +68,8 @@ def intervals_note(comparison: dict[str, dict], resamples: int) -> str:
                                  f"interval over the seeds' mAP")
     return (f"\nStudents' mAP is the mean over training seeds with a 95% interval ({over}). Differences are "
             f"paired bootstraps over the queries ({resamples:,} seeded resamples; per query, the AP averaged over "
-            "seeds): against no_distill for symmetric rows, against the whitened teacher for asymmetric rows; "
+            "seeds), widened by Welch's interval over the seeds' mAP (a seed moves every query together): "
+            "against no_distill for symmetric rows, against the whitened teacher for asymmetric rows; "
             "`*` marks a difference whose 95% interval excludes 0. The teachers are trained once, so every "
             "interval is conditional on them.\n")
 

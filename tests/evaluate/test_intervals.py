@@ -76,3 +76,49 @@ def test_a_real_difference_is_excluded_from_zero():
     resamples = query_resamples(200, 2000, seed=1)
     diff, low, high = paired_difference(*synthetic_scores(rng, 0.05), resamples)
     assert low > 0 and excludes_zero(low, high) and diff == pytest.approx(0.05, abs=0.02)
+
+
+def test_seeds_widen_the_difference_interval_by_the_welch_interval_worked_by_hand():
+    from scipy import stats
+
+    from pipeline.evaluate.intervals import seed_and_query_difference
+
+    # A: seeds' mAP 0.7, 0.8, 0.9 (s² = 0.01); B: 0.5, 0.5, 0.6 (s² = 1/300); two queries each
+    a = np.array([[0.6, 0.8], [0.7, 0.9], [0.8, 1.0]])
+    b = np.array([[0.4, 0.6], [0.5, 0.5], [0.5, 0.7]])
+    every = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    # per query, seeds averaged: A 0.7, 0.9; B 0.4667, 0.6; d = 0.2333, 0.3: resampled means 0.2333, 0.2667,
+    # 0.2667, 0.3 -> 2.5 % at 0.2333 + 0.075 · 0.0333, 97.5 % at 0.2667 + 0.925 · 0.0333
+    q_low, q_high = 0.7 / 3 + 0.075 / 30, 0.8 / 3 + 0.925 / 30
+    va, vb = 0.01 / 3, 1 / 900  # variance of each mean over 3 seeds
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)  # Welch–Satterthwaite: 3.2
+    seed_half = stats.t.ppf(0.975, df) * np.sqrt(va + vb)
+    diff = 0.8 - 8 / 15
+    got = seed_and_query_difference(a, b, every)
+    assert got == pytest.approx((diff, diff - np.hypot(seed_half, diff - q_low), diff + np.hypot(seed_half, q_high - diff)))
+    assert paired_difference(a[:1], b[:1], every) == seed_and_query_difference(a[:1], b[:1], every)  # one seed each
+
+
+def seed_shifted_scores(rng, shift: float, queries: int = 200, seeds: int = 3):
+    """Per-query AP of two methods whose training seeds move every query together (a seed's whole model is
+    better or worse), beside per-query noise: what training seeds do to retrieval scores."""
+    difficulty = rng.beta(2, 2, queries)
+
+    def method(offset):
+        per_seed = 0.03 * rng.standard_normal((seeds, 1))
+        return np.clip(difficulty + offset + per_seed + 0.1 * rng.standard_normal((seeds, queries)), 0, 1)
+    return method(shift), method(0.0)
+
+
+def test_with_seed_shifts_the_interval_holds_a_null_difference_where_queries_alone_do_not():
+    from pipeline.evaluate.intervals import seed_and_query_difference
+
+    rng = np.random.default_rng(2)
+    resamples = query_resamples(200, 1000, seed=1)
+    trials = [seed_shifted_scores(rng, 0.0) for _ in range(200)]
+    held = sum(not excludes_zero(*seed_and_query_difference(a, b, resamples)[1:]) for a, b in trials)
+    queries_only = sum(not excludes_zero(*paired_difference(a, b, resamples)[1:]) for a, b in trials)
+    assert 176 <= held <= 200  # 88–100 % of 200 trials (Welch's df make it somewhat conservative)
+    assert queries_only < 150  # the query bootstrap alone claims a difference in over a quarter of them
+    diff, low, high = seed_and_query_difference(*seed_shifted_scores(np.random.default_rng(3), 0.15), resamples)
+    assert low > 0 and diff == pytest.approx(0.15, abs=0.06)
