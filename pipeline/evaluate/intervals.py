@@ -86,18 +86,18 @@ def seed_and_query_difference(a: np.ndarray, b: np.ndarray, resamples: QueryResa
     A training seed moves every query of its model together, which resampling queries cannot see. Its
     share is Welch's interval of the difference of the per-seed means, t_{(1+c)/2, ν} · √(s²_A/n_A + s²_B/n_B)
     with ν from Welch–Satterthwaite; the two independent sources add in quadrature on each side of the
-    difference: low = d − √(h_seed² + (d − low_q)²), high = d + √(h_seed² + (high_q − d)²). With one seed on
-    either side the seeds' spread is unknown and the query bootstrap stands alone.
+    difference: low = d − √(h_seed² + (d − low_q)²), high = d + √(h_seed² + (high_q − d)²). A side with one
+    run adds no term: a teacher is trained once and every interval is conditional on it (asymmetric rows
+    keep their student's seeds: ν = n_A − 1); with one run on both sides the query bootstrap stands alone.
     """
     a, b = np.atleast_2d(a), np.atleast_2d(b)
     diff, low, high = paired_difference(a, b, resamples, confidence)
-    if len(a) < 2 or len(b) < 2:
+    spreads = [(x.mean(axis=1).var(ddof=1) / len(x), len(x) - 1) for x in (a, b) if len(x) > 1]
+    variance = sum(v for v, _ in spreads)
+    if variance == 0:
         return diff, low, high
-    va, vb = a.mean(axis=1).var(ddof=1) / len(a), b.mean(axis=1).var(ddof=1) / len(b)
-    if va + vb == 0:
-        return diff, low, high
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    seed_half = float(stats.t.ppf((1 + confidence) / 2, df) * np.sqrt(va + vb))
+    df = variance ** 2 / sum(v ** 2 / dof for v, dof in spreads)
+    seed_half = float(stats.t.ppf((1 + confidence) / 2, df) * np.sqrt(variance))
     return diff, diff - float(np.hypot(seed_half, diff - low)), diff + float(np.hypot(seed_half, high - diff))
 
 

@@ -97,6 +97,12 @@ def test_seeds_widen_the_difference_interval_by_the_welch_interval_worked_by_han
     got = seed_and_query_difference(a, b, every)
     assert got == pytest.approx((diff, diff - np.hypot(seed_half, diff - q_low), diff + np.hypot(seed_half, q_high - diff)))
     assert paired_difference(a[:1], b[:1], every) == seed_and_query_difference(a[:1], b[:1], every)  # one seed each
+    # against a teacher (one run): the student's seeds alone, t with 2 degrees of freedom
+    teacher = b[:1]
+    diff, q_low, q_high = paired_difference(a, teacher, every)
+    half = stats.t.ppf(0.975, 2) * np.sqrt(va)
+    assert seed_and_query_difference(a, teacher, every) == pytest.approx(
+        (diff, diff - np.hypot(half, diff - q_low), diff + np.hypot(half, q_high - diff)))
 
 
 def seed_shifted_scores(rng, shift: float, queries: int = 200, seeds: int = 3):
