@@ -462,8 +462,9 @@ class Params(Section):
     """multi-teacher students"""
     evaluate: EvaluateParams = EvaluateParams()
     report: ReportParams = ReportParams()
-    distributed: DistributedParams = DistributedParams()
     """the results table's intervals"""
+    distributed: DistributedParams = DistributedParams()
+    """runs under torchrun: how long ranks wait for each other"""
 
     def training_seeds(self) -> list[int]:
         """The seeds every student is trained with: train.seeds, or [seed] when it is not given."""
