@@ -15,7 +15,7 @@ from pipeline.models.weights import load_pretrained
 from pipeline.params import Recipe, load_params
 from pipeline.scratch import ChunkStore
 from pipeline.runtime import describe_device, device, seed_everything
-from pipeline.train.live import epoch_logger
+from pipeline.train.live import epoch_line, epoch_logger
 from pipeline.train.loop import fit
 from pipeline.train.classification import ClassificationObjective
 from pipeline.train.validation import validation_scorer
@@ -55,8 +55,7 @@ def teacher(name: str, params_path: Path) -> None:
         recipe = Recipe(lr=p.lr, weight_decay=p.weight_decay, epochs=p.epochs, batch_size=p.batch_size)
         with epoch_logger(layout.live("teacher", name)) as log_epoch:
             def on_epoch(r: dict) -> None:
-                log.info("teacher %s epoch %d loss %.4f (%.1fs)%s", name, r["epoch"], r["loss"], r["seconds"],
-                         f" validation mAP {r['val_map']:.4f}" if "val_map" in r else "")
+                log.info("teacher %s %s", name, epoch_line(r))
                 log_epoch(r)
             # one scale: extract.scales are a later stage's choice, and changing them must not retrain the teacher
             validate = validation_scorer(image_list, size, (1.0,), p.batch_size, device())
@@ -65,7 +64,6 @@ def teacher(name: str, params_path: Path) -> None:
         store.clear()
     else:
         load_pretrained(net, spec.weights)
-    layout.live("teacher", name).mkdir(parents=True, exist_ok=True)  # declared; empty for a teacher not trained here
     with atomic_path(layout.teacher_weights(name)) as tmp:
         torch.save(net.cpu().state_dict(), tmp)
     write_json(layout.metrics("teacher", name), {"arch": spec.arch, "weights": spec.weights, "history": history})

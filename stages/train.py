@@ -25,7 +25,7 @@ from pipeline.provenance import library_versions, source_sha256
 from pipeline.runtime import describe_device, device, seed_everything
 from pipeline.scratch import ChunkStore
 from pipeline.train.batches import check_batch, training_loader
-from pipeline.train.live import epoch_logger
+from pipeline.train.live import epoch_line, epoch_logger
 from pipeline.train.loop import fit
 from pipeline.train.objectives import build_objective
 from pipeline.train.targets import load_targets, partners_of
@@ -107,8 +107,7 @@ def train(name: str, params_path: Path) -> None:
                  p.student.arch, spec.method, "+".join(spec.teachers), n_views, len(rows))
         with epoch_logger(layout.live("train", name, seed)) as log_epoch:
             def on_epoch(r: dict) -> None:
-                log.info("%s epoch %d loss %.4f (%.1fs)%s", name, r["epoch"], r["loss"], r["seconds"],
-                         f" validation mAP {r['val_map']:.4f}" if "val_map" in r else "")
+                log.info("%s %s", name, epoch_line(r))
                 if is_main():
                     log_epoch(r)
             history = fit(net, objective, loader, recipe, device(), on_epoch=on_epoch,

@@ -21,7 +21,7 @@ class ExactSearch:
     from host memory block by block; either way memory grows with the query batch × a block, not with N²."""
 
     def __init__(self, feats: np.ndarray, device: torch.device, block_rows: int | None = None):
-        self.feats, self.device = feats, device
+        self.device = device
         self.host = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
         self.block_rows = block_rows
         free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None

@@ -13,6 +13,12 @@ log = logging.getLogger(__name__)
 LOGGED = ("loss", "lr", "seconds", "val_map")
 
 
+def epoch_line(record: dict) -> str:
+    """An epoch record in words for the stage's log: "epoch 3 loss 0.4321 (1.2s)[ validation mAP 0.8765]"."""
+    validation = f" validation mAP {record['val_map']:.4f}" if "val_map" in record else ""
+    return f"epoch {record['epoch']} loss {record['loss']:.4f} ({record['seconds']:.1f}s){validation}"
+
+
 @contextlib.contextmanager
 def epoch_logger(folder: Path) -> Iterator[Callable[[dict], None]]:
     """A callback for fit's on_epoch that logs each epoch record as DVCLive step epoch − 1 under `folder`

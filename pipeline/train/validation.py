@@ -30,14 +30,13 @@ def validation_scorer(image_list: ImageList, image_size: int, scales: Sequence[f
                                image_list.bboxes, decode_size=image_size)
 
     def validation_map(net: nn.Module) -> float:
-        features = np.empty((len(rows), 0), dtype=np.float32)
-        for batch_rows, descriptors in describe(net, make_loader(dataset, batch_size, 0, by_shape=True), scales,
-                                                len(rows), device, desc="validation"):
-            if features.shape[1] == 0:
-                features = np.zeros((len(rows), descriptors.shape[1]), dtype=np.float32)
-            features[np.searchsorted(rows, batch_rows)] = descriptors
+        batches = list(describe(net, make_loader(dataset, batch_size, 0, by_shape=True), scales, len(rows), device,
+                                desc="validation"))
         net.train()
-        described = SubsetRows(features, rows, len(image_list))
+        listed = np.concatenate([batch_rows for batch_rows, _ in batches])
+        order = np.argsort(listed)  # by_shape batches group rows by image size
+        features = np.concatenate([descriptors for _, descriptors in batches])[order]
+        described = SubsetRows(features, listed[order], len(image_list))
         return score(validation, described, described, None, recall_at=(1,))["mAP"]
 
     return validation_map
