@@ -22,7 +22,6 @@ import numpy as np
 from pipeline import layout
 from pipeline.data.h5 import write_arrays
 from pipeline.data.rows import ArrayRows, read_all
-from pipeline.index.exact_torch import ExactSearch
 from pipeline.index.search import (auto_factory, auto_nprobe, check_gpu_k, check_k, load_index, dot_rounding_bound,
                                    neighbours_of, recall_with_ties, save_index, set_nprobe)
 from pipeline.index.refine import refine_neighbours
@@ -30,7 +29,7 @@ from pipeline.index.stream import build_streamed_index, exact_top_k, neighbours_
 from pipeline.io import atomic_path, write_json
 from pipeline.params import load_params
 from pipeline.provenance import library_versions, open_checked_features
-from pipeline.runtime import device
+from pipeline.machine import gpu_names
 from pipeline.scratch import ChunkStore
 from stages.common import prepared_list
 
@@ -38,6 +37,14 @@ log = logging.getLogger(__name__)
 
 
 RECALL_SAMPLE = 1000  # training images whose exact neighbours are computed to report recall@K
+
+
+def torch_gpu() -> bool:
+    """Whether torch sees a CUDA GPU to mine on; torch (0.5 GB, 2 s) is imported only where the driver lists one."""
+    if not gpu_names():
+        return False
+    from pipeline.runtime import device
+    return device().type == "cuda"
 
 
 def mine(name: str, params_path: Path) -> None:
@@ -53,7 +60,7 @@ def mine(name: str, params_path: Path) -> None:
     with open_checked_features(source, list_sha, name, rows=train) as reader:
         whitened_attrs = reader.attrs
         feats = read_all(reader)
-    factory = (auto_factory(len(train), feats.shape[1], faiss.get_num_gpus() > 0, device().type == "cuda")
+    factory = (auto_factory(len(train), feats.shape[1], faiss.get_num_gpus() > 0, torch_gpu())
                if p.index == "auto" else p.index)
     exact = factory in ("Flat", "exact")
     shortlist = 0 if exact else p.shortlist
@@ -66,6 +73,8 @@ def mine(name: str, params_path: Path) -> None:
     store = ChunkStore(layout.scratch("mine", name), key)
     rows = ArrayRows(feats)
     if factory == "exact":
+        from pipeline.index.exact_torch import ExactSearch
+        from pipeline.runtime import device
         index = ExactSearch(feats, device())
         search = lambda start, stop: index.search(start, stop, p.k)  # noqa: E731
     else:

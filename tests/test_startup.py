@@ -12,7 +12,7 @@ NEEDS = {
     "prepare": set(),  # scikit-learn only when the digits are the source, imported there
     "environment": set(),
     "whiten": set(),
-    "mine": {"faiss", "torch"},  # torch: whether there is a GPU, and exact mining on it
+    "mine": {"faiss"},  # torch only where the driver lists a GPU, or for mine.index: exact
     "evaluate_teachers": set(),
     "teacher": {"torch", "torchvision"},
     "extract": {"torch", "torchvision"},
