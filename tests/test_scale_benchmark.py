@@ -44,4 +44,7 @@ def test_peak_rss_counts_memory_the_stage_process_touched():
     # only a peak still counts it
     before, now, after = map(float, subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True,
                                                    capture_output=True, text=True).stdout.split())
-    assert now + 0.99 < after < max(before, now) + 1.1
+    # The kernel's resident counters are per-CPU approximations (off by some MiB, more on machines with many
+    # CPUs) and file-backed pages may be dropped meanwhile, so the array's 1 GiB is asserted to within 0.1 GiB:
+    # a peak that missed the array would stay near max(before, now).
+    assert now + 0.9 < after < max(before, now) + 1.1
