@@ -166,6 +166,31 @@ def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(proj
         assert torch.equal(resumed_weights[key], clean_weights[key]), key
 
 
+def test_killed_teacher_training_with_workers_resumes_with_identical_weights(project):
+    # Persistent workers: the loader draws their base seed from its generator when it starts them, which a
+    # resumed run does again at its first epoch; the epoch order must not depend on it.
+    params = {**PARAMS, "teachers": {"t": {"arch": "resnet18", "image_size": 16, "weights": "train"}},
+              "teacher": {"epochs": 4, "batch_size": 16, "workers": 2}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    scratch = project / "data/.partial/teacher-t"
+    process = subprocess.Popen([RDISTILL, "teacher", "t"], cwd=project, stderr=subprocess.PIPE, text=True)
+    while process.poll() is None and not (scratch / "checkpoint.pt").exists():
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    resumed = subprocess.run([RDISTILL, "teacher", "t"], cwd=project, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert re.search(r"resuming from .*checkpoint.pt after epoch [1-3] of 4", resumed.stderr)
+    resumed_weights = torch.load(project / "data/teachers/t.pt", weights_only=True)
+    clean = subprocess.run([RDISTILL, "teacher", "t"], cwd=project, capture_output=True, text=True)
+    assert clean.returncode == 0 and "resuming" not in clean.stderr
+    clean_weights = torch.load(project / "data/teachers/t.pt", weights_only=True)
+    assert resumed_weights.keys() == clean_weights.keys()
+    for key in clean_weights:
+        assert torch.equal(resumed_weights[key], clean_weights[key]), key
+
+
 def test_interrupted_mining_resumes_from_finished_query_batches(project, monkeypatch, caplog):
     import logging
 

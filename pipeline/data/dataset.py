@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, default_collate
 from torchvision.transforms import v2
 
 from pipeline.data.decode import load_rgb
@@ -93,17 +93,39 @@ def collate_by_shape(items: list) -> list[tuple[torch.Tensor, torch.Tensor, torc
     return [collate_normalized(group) for group in groups.values()]
 
 
+class EpochSeeded(Sampler):
+    """Another sampler whose generator is seeded anew from (seed, epoch) at the start of every epoch, so that an
+    epoch's order and draws depend on its number only: a resumed run (`epoch` restored) draws what the
+    uninterrupted one drew, whatever else drew from the generator in between (a DataLoader draws its
+    workers' base seed from it when it starts them)."""
+
+    def __init__(self, sampler: Sampler, generator: torch.Generator, seed: int):
+        self.sampler, self.generator, self.seed, self.epoch = sampler, generator, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        self.generator.manual_seed(int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1, np.uint64)[0]))
+        self.epoch += 1
+        yield from self.sampler
+
+
 def make_loader(dataset: Dataset, batch_size: int, workers: int, shuffle: bool = False,
                 seed: int = 0, by_shape: bool = False, sampler=None, drop_last: bool = False) -> DataLoader:
     """A DataLoader of normalised image batches with seeded shuffling, pinned memory on CUDA and persistent workers.
 
     `drop_last` (training): every batch has batch_size items; the few left over change with each epoch's order.
 
-    `sampler`, when given, is called with the loader's seeded generator and returns the Sampler.
+    `sampler`, when given, is called with the loader's seeded generator and returns the Sampler; `shuffle`
+    draws each epoch's order from (seed, epoch) alone (EpochSeeded), so a resumed run and any number of
+    workers see the same orders.
     """
     generator = torch.Generator().manual_seed(seed)
+    if shuffle and sampler is None:
+        sampler = lambda g: EpochSeeded(RandomSampler(dataset, generator=g), g, seed)  # noqa: E731
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=generator,
+        dataset, batch_size=batch_size, num_workers=workers, generator=generator,
         sampler=sampler(generator) if sampler is not None else None,
         collate_fn=collate_by_shape if by_shape else collate_normalized, pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0, drop_last=drop_last,

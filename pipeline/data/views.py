@@ -114,24 +114,6 @@ class WithDraws(Sampler):
         yield from zip(indices, draws)
 
 
-class EpochSeeded(Sampler):
-    """Another sampler whose generator is seeded anew from (seed, epoch) at the start of every epoch, so that an
-    epoch's order and draws depend on its number only: a resumed run (`epoch` restored) draws what the
-    uninterrupted one drew, whatever else drew from the generator in between (a DataLoader draws its
-    workers' base seed from it when it starts them)."""
-
-    def __init__(self, sampler: Sampler, generator: torch.Generator, seed: int):
-        self.sampler, self.generator, self.seed, self.epoch = sampler, generator, seed, 0
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-    def __iter__(self):
-        self.generator.manual_seed(int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1, np.uint64)[0]))
-        self.epoch += 1
-        yield from self.sampler
-
-
 def every_view(rows: np.ndarray, n_views: int) -> tuple[np.ndarray, np.ndarray]:
     """(rows, views) keys of all n_views views of `rows`, view-major."""
     rows = np.asarray(rows, dtype=np.int64)

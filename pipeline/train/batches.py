@@ -9,9 +9,9 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from pipeline.data.cache import DecodedCache
-from pipeline.data.dataset import make_loader
-from pipeline.data.views import (EpochSeeded, OneViewPerImage, PositivePairs, RandomlyErased, SeededView, ViewDataset,
-                                 WithDraws, every_view)
+from pipeline.data.dataset import EpochSeeded, make_loader
+from pipeline.data.views import (OneViewPerImage, PositivePairs, RandomlyErased, SeededView, ViewDataset, WithDraws,
+                                 every_view)
 from pipeline.distributed import Shard
 from pipeline.errors import RdistillError
 
