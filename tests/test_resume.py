@@ -119,6 +119,23 @@ def epoch_log(folder: Path, metric: str = "loss") -> list[tuple[int, float]]:
     return [(int(r["step"]), float(r[metric])) for r in rows]
 
 
+def kill_once_written(cmd, cwd, checkpoint: Path) -> None:
+    """Start `cmd`, SIGKILL it as soon as `checkpoint` exists (training saves one after every epoch)."""
+    process = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while process.poll() is None and not checkpoint.exists():
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "training finished before it could be killed"
+
+
+def assert_same_weights(resumed: dict, clean: dict) -> None:
+    """Bit-for-bit equal state dicts."""
+    assert resumed.keys() == clean.keys()
+    for key in clean:
+        assert torch.equal(resumed[key], clean[key]), key
+
+
 def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(project):
     # weight averaging over epochs 2 and 4: the running average is part of the resumed state too
     # validation mAP after epoch 2 and of the final network (epoch 4): logged as steps 1 and 3
@@ -132,12 +149,7 @@ def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(proj
     subprocess.run([RDISTILL, "prepare"], cwd=project, check=True, capture_output=True)
     fake_teacher_cache(project)
     scratch = project / "data/.partial/train-s"
-    process = subprocess.Popen([RDISTILL, "train", "s"], cwd=project, stderr=subprocess.PIPE, text=True)
-    while process.poll() is None and not (scratch / "checkpoint-seed-0.pt").exists():
-        time.sleep(0.005)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    kill_once_written([RDISTILL, "train", "s"], project, scratch / "checkpoint-seed-0.pt")
     resumed = subprocess.run([RDISTILL, "train", "s"], cwd=project, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert re.search(r"resuming from .*checkpoint-seed-0.pt after epoch [1-3] of 4", resumed.stderr)
@@ -161,9 +173,7 @@ def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(proj
     final = validation_scorer(image_list, checkpoint["image_size"], [1.0], 256, torch.device("cpu"))(net)
     assert validation_log[-1][1] == pytest.approx(final, abs=1e-6)  # the final, weight-averaged student's
     assert resumed_log == [(r["epoch"] - 1, r["loss"]) for r in json.loads((project / "metrics/train/s.json").read_text())["history"]]
-    assert resumed_weights.keys() == clean_weights.keys()
-    for key in clean_weights:
-        assert torch.equal(resumed_weights[key], clean_weights[key]), key
+    assert_same_weights(resumed_weights, clean_weights)
 
 
 def test_killed_teacher_training_with_workers_resumes_with_identical_weights(project):
@@ -173,12 +183,7 @@ def test_killed_teacher_training_with_workers_resumes_with_identical_weights(pro
               "teacher": {"epochs": 4, "batch_size": 16, "workers": 2}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     scratch = project / "data/.partial/teacher-t"
-    process = subprocess.Popen([RDISTILL, "teacher", "t"], cwd=project, stderr=subprocess.PIPE, text=True)
-    while process.poll() is None and not (scratch / "checkpoint.pt").exists():
-        time.sleep(0.005)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    kill_once_written([RDISTILL, "teacher", "t"], project, scratch / "checkpoint.pt")
     resumed = subprocess.run([RDISTILL, "teacher", "t"], cwd=project, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert re.search(r"resuming from .*checkpoint.pt after epoch [1-3] of 4", resumed.stderr)
@@ -186,9 +191,7 @@ def test_killed_teacher_training_with_workers_resumes_with_identical_weights(pro
     clean = subprocess.run([RDISTILL, "teacher", "t"], cwd=project, capture_output=True, text=True)
     assert clean.returncode == 0 and "resuming" not in clean.stderr
     clean_weights = torch.load(project / "data/teachers/t.pt", weights_only=True)
-    assert resumed_weights.keys() == clean_weights.keys()
-    for key in clean_weights:
-        assert torch.equal(resumed_weights[key], clean_weights[key]), key
+    assert_same_weights(resumed_weights, clean_weights)
 
 
 def test_interrupted_mining_resumes_from_finished_query_batches(project, monkeypatch, caplog):
