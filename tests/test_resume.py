@@ -192,6 +192,10 @@ def test_killed_teacher_training_with_workers_resumes_with_identical_weights(pro
     assert clean.returncode == 0 and "resuming" not in clean.stderr
     clean_weights = torch.load(project / "data/teachers/t.pt", weights_only=True)
     assert_same_weights(resumed_weights, clean_weights)
+    # and the workers take no part in the order: without them the teacher is the same
+    (project / "params.yaml").write_text(yaml.safe_dump({**params, "teacher": {**params["teacher"], "workers": 0}}))
+    subprocess.run([RDISTILL, "teacher", "t"], cwd=project, check=True, capture_output=True)
+    assert_same_weights(torch.load(project / "data/teachers/t.pt", weights_only=True), clean_weights)
 
 
 def test_interrupted_mining_resumes_from_finished_query_batches(project, monkeypatch, caplog):
