@@ -117,16 +117,17 @@ def make_loader(dataset: Dataset, batch_size: int, workers: int, shuffle: bool =
 
     `drop_last` (training): every batch has batch_size items; the few left over change with each epoch's order.
 
-    `sampler`, when given, is called with the loader's seeded generator and returns the Sampler; `shuffle`
-    draws each epoch's order from (seed, epoch) alone (EpochSeeded), so a resumed run and any number of
-    workers see the same orders.
+    `sampler`, when given, is called with the loader's seeded generator and returns the Sampler (default with
+    `shuffle`: a random permutation). `shuffle` draws each epoch's order from (seed, epoch) alone
+    (EpochSeeded), so a resumed run and any number of workers see the same orders.
     """
     generator = torch.Generator().manual_seed(seed)
-    if shuffle and sampler is None:
-        sampler = lambda g: EpochSeeded(RandomSampler(dataset, generator=g), g, seed)  # noqa: E731
+    order = RandomSampler(dataset, generator=generator) if shuffle else None
+    if sampler is not None:
+        order = sampler(generator)
     return DataLoader(
         dataset, batch_size=batch_size, num_workers=workers, generator=generator,
-        sampler=sampler(generator) if sampler is not None else None,
+        sampler=EpochSeeded(order, generator, seed) if shuffle else order,
         collate_fn=collate_by_shape if by_shape else collate_normalized, pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0, drop_last=drop_last,
     )

@@ -9,7 +9,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from pipeline.data.cache import DecodedCache
-from pipeline.data.dataset import EpochSeeded, make_loader
+from pipeline.data.dataset import make_loader
 from pipeline.data.views import (OneViewPerImage, PositivePairs, RandomlyErased, SeededView, ViewDataset, WithDraws,
                                  every_view)
 from pipeline.distributed import Shard
@@ -56,6 +56,5 @@ def training_loader(paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray,
     # Under torchrun each rank takes its contiguous share of every global batch.
     per_rank = unit * batch_size // world
     sharded = (lambda g: Shard(epoch(g), rank, world, per_rank)) if world > 1 else epoch
-    sampler = lambda g: EpochSeeded(sharded(g), g, seed)  # noqa: E731
     # Full batches only: batch-level losses (D3still's lists, similarity matrices) need more than one image.
-    return make_loader(dataset, per_rank, workers, seed=seed, sampler=sampler, drop_last=True)
+    return make_loader(dataset, per_rank, workers, shuffle=True, seed=seed, sampler=sharded, drop_last=True)
