@@ -9,6 +9,15 @@ SKIPPED = PREPARED / "skipped.csv"  # rows left out by prepare.on_bad_image: ski
 GROUND_TRUTH = PREPARED / "ground_truth.json"  # per-query easy/hard/junk rows (revisited protocol)
 
 
+INPUTS = Path("data/inputs")  # fingerprints of the images, lists and checkpoints outside DVC's view (committed)
+DIGEST_MEMO = Path("data/.local/digests.sqlite")  # this clone's memo of file digests by (size, mtime, inode)
+
+
+def teacher_inputs(name: str) -> Path:
+    """Fingerprint of a teacher's weights or imported feature files."""
+    return INPUTS / "teachers" / f"{name}.json"
+
+
 def teacher_weights(name: str) -> Path:
     """State dict of a resolved or trained teacher."""
     return Path("data/teachers") / f"{name}.pt"

@@ -9,6 +9,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, 
                       model_validator)
 
 from pipeline.errors import RdistillError
+from pipeline.local_paths import with_local_paths
 from pipeline.methods import SEVERAL_TEACHERS, SINGLE_TEACHER
 
 
@@ -87,8 +88,8 @@ class TeacherSpec(Section):
     """with a .npy: a text file of its ids, one per line, in the array's order"""
     dim: PositiveInt | None = None
     """optional linear layer after GeM"""
-    image_size: PositiveInt = 32
-    """longer image side fed to the network"""
+    image_size: PositiveInt = 512
+    """longer image side fed to the network (real photos: 512 to 1024; the digits demo: 32)"""
 
 
 class TeacherParams(Section):
@@ -138,8 +139,8 @@ class VerifyParams(Section):
 
 
 class WhitenParams(Section):
-    n_components: PositiveInt = 32
-    """n_c, the whitened dimension, the same for every teacher (METHODS §2)"""
+    n_components: PositiveInt = 512
+    """n_c, the whitened dimension, the same for every teacher (Whiten-MTD: 512)"""
     power: PositiveFloat = 0.5
     """eigenvalue power: 0.5 plain whitening; 0.25 square-rooted PCA (more robust with few images)"""
 
@@ -150,8 +151,9 @@ class MineParams(Section):
     auto: exact on a GPU that FAISS cannot use, else FAISS exact search below EXACT_BELOW rows, IVF above"""
     k: PositiveInt = 64
     """neighbours mined per training image (itself excluded)"""
-    shortlist: int = Field(0, ge=0)
-    """> k: the index proposes this many candidates, re-ranked exactly"""
+    shortlist: int = Field(256, ge=0)
+    """> k: the index proposes this many candidates, re-ranked exactly from the features (0: the index's own
+    ranking; unused with exact search)"""
     nprobe: PositiveInt | Literal["auto"] = "auto"
     """IVF indexes: lists visited per query; auto: one list in 8, within [16, 128]"""
     refine: int = Field(8, ge=0)
@@ -164,8 +166,8 @@ class MineParams(Section):
 class StudentArch(Section):
     arch: str = "resnet18"
     """any torchvision classification model name, or timm/<name> (D3still: ResNet-18, MobileNetV2)"""
-    image_size: PositiveInt = 32
-    """the student's (query) input size; may be lower than the teacher's"""
+    image_size: PositiveInt = 256
+    """the student's (query) input size; may be lower than the teacher's (D3still: a quarter of it)"""
     pool: Pool = "gem"
     """gem | token | model (timm models), as for teachers"""
     last_stride: Literal[1, 2] = 2
@@ -487,6 +489,12 @@ class Params(Section):
         return self
 
 
+# Settings that change how fast a stage runs, never what it writes: no stage declares them in dvc.yaml and no
+# reuse or resume key holds them, so a teammate who sets workers for a GPU machine recomputes nothing.
+MACHINE_SETTINGS = {"teacher": {"workers", "image_cache_mb"}, "extract": {"workers"},
+                    "train": {"workers", "image_cache_mb"}, "distributed": {"timeout_minutes"}}
+
+
 def method_settings(train: TrainParams, method: str) -> Section:
     """A method's settings: its train.<method> section, or under preset paper its paper's (the schema's defaults)."""
     return getattr(TrainParams() if train.preset == "paper" else train, method)
@@ -532,7 +540,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise RdistillError(f"{path}: parameter file not found") from None
     except yaml.YAMLError as exc:
         raise RdistillError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict | None):
+        raise RdistillError(f"{path}: expected sections of `key: value` lines")
     try:
-        return Params.model_validate(raw or {})
+        return Params.model_validate(with_local_paths(raw or {}, path))
     except ValidationError as exc:
         raise RdistillError(_one_line(exc, path)) from None

@@ -20,27 +20,29 @@ def description(model_class: type[BaseModel], name: str, value) -> str:
     return " ".join((text or "").split())
 
 
-def annotated_lines(model: BaseModel, depth: int = 0) -> Iterator[str]:
-    """`key: value  # description` lines of a model's fields, nested sections indented below their key."""
+def annotated_lines(model: BaseModel, depth: int = 0, complete: bool = False) -> Iterator[str]:
+    """`key: value  # description` lines of a model's fields, nested sections indented below their key;
+    `complete`: unset optional fields too (`null`), so that every key exists for `dvc exp run -S`."""
     pad = "  " * depth
     for name in type(model).model_fields:
         value = getattr(model, name)
         note = description(type(model), name, value)
         comment = f"  # {note}" if note else ""
-        if isinstance(value, BaseModel) and all(f.default is None for f in type(value).model_fields.values()):
+        if (not complete and isinstance(value, BaseModel)
+                and all(f.default is None for f in type(value).model_fields.values())):
             yield f"{pad}{name}: {flow(value.model_dump(exclude_none=True))}{comment}"  # e.g. a recipe's changes
         elif isinstance(value, BaseModel):
             yield f"{pad}{name}:{comment}"
-            yield from annotated_lines(value, depth + 1)
+            yield from annotated_lines(value, depth + 1, complete)
         elif isinstance(value, dict) and value and all(isinstance(v, BaseModel) for v in value.values()):
             yield f"{pad}{name}:{comment}"
             for key, entry in value.items():
                 yield f"{pad}  {key}:"
-                yield from annotated_lines(entry, depth + 2)
+                yield from annotated_lines(entry, depth + 2, complete)
         else:
             yield f"{pad}{name}: {flow(value)}{comment}"
 
 
-def annotated_yaml(model: BaseModel) -> str:
-    """The whole model as annotated YAML that reads back to the same values."""
-    return "\n".join(annotated_lines(model)) + "\n"
+def annotated_yaml(model: BaseModel, complete: bool = False) -> str:
+    """The whole model as annotated YAML that reads back to the same values (`complete`: every key written)."""
+    return "\n".join(annotated_lines(model, complete=complete)) + "\n"

@@ -40,6 +40,25 @@ def prepare_cmd() -> None:
     prepare(state["params"])
 
 
+@app.command("init")
+def init_cmd(
+    images: Path = typer.Option(None, "--images", help="A folder with one sub-folder of images per class."),
+    list_file: Path = typer.Option(None, "--list", help="A CSV path,label,split[,camera][,bbox] of your images."),
+    root: Path = typer.Option(None, "--root", help="With --list: the folder its paths are relative to (default: the CSV's)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing parameter file."),
+) -> None:
+    """Start a project on your own images: write a complete params.yaml (--params) with real-photo defaults."""
+    from stages.init import init
+    typer.echo(init(state["params"], images, list_file, root, force))
+
+
+@app.command("inputs")
+def inputs_cmd() -> None:
+    """Fingerprint the images, lists and checkpoints outside the repository (data/inputs/), so changes rerun."""
+    from stages.inputs import inputs
+    typer.echo(inputs(state["params"]))
+
+
 @app.command("teacher")
 def teacher_cmd(name: str = typer.Argument(..., help="Teacher name declared under `teachers:`.")) -> None:
     """Resolve a teacher's weights (file, local torch cache) or train it (weights: train)."""

@@ -5,13 +5,23 @@ import numpy as np
 
 from pipeline import layout
 from pipeline.data.listfile import ImageList, read_list
+from pipeline.data.roots import image_roots
 from pipeline.errors import RdistillError
 from pipeline.io import sha256_file
+from pipeline.local_paths import LOCAL_FILE
 
 
-def prepared_list() -> tuple[ImageList, str]:
-    """The prepared image list and its sha256."""
-    return read_list(layout.LIST), sha256_file(layout.LIST)
+def prepared_list(params=None) -> tuple[ImageList, str]:
+    """The prepared image list and its sha256; with `params`, its images found under this machine's roots
+    (a root the list uses that is not a folder here is an error naming its parameter)."""
+    roots = image_roots(params.prepare) if params is not None else None
+    image_list = read_list(layout.LIST, roots)
+    for name, folder in (image_list.paths.roots or []) if roots is not None else []:
+        if name and (folder is None or not folder.is_dir()):
+            raise RdistillError(f"{layout.LIST}: its images lie under {name}, which is "
+                                f"{'not set' if folder is None else f'{folder}, not a folder'} on this machine; "
+                                f"set {name} in params.yaml or in {LOCAL_FILE}")
+    return image_list, sha256_file(layout.LIST)
 
 
 def class_indices(image_list: ImageList, rows: np.ndarray, purpose: str) -> tuple[np.ndarray, int]:

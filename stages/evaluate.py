@@ -63,7 +63,7 @@ def evaluate(name: str, params_path: Path) -> str:
     the training seeds, and each seed's) and every query's AP of every seed (data/queries/student/<name>.h5)."""
     params = load_params(params_path)
     p = params.evaluate
-    image_list, list_sha = prepared_list()
+    image_list, list_sha = prepared_list(params)
     seeds = params.training_seeds()
     validation = image_list.validation()  # held-out training rows, scored like test rows (class protocol)
     rows = np.union1d(np.union1d(image_list.query_rows(), image_list.gallery_rows()), validation.query_rows())

@@ -38,7 +38,7 @@ def extract(name: str, params_path: Path) -> None:
     params = load_params(params_path)
     spec, p = declared(params.teachers, "teachers", name, params_path), params.extract
     seed_everything(params.seed)
-    image_list, list_sha = prepared_list()
+    image_list, list_sha = prepared_list(params)
     if spec.features:
         log.info("extract %s: importing %s (computed elsewhere) in the prepared list's order", name, spec.features)
         import_features(spec.features, spec.ids, image_list.ids, layout.raw_features(name),

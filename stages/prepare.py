@@ -4,13 +4,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from pipeline import layout
 from pipeline.data.checks import check_images
+from pipeline.data.roots import image_roots, relative_id, source_root
 from pipeline.data.validation import hold_out_validation, validation_size
 from pipeline.data.digits import export_digits
 from pipeline.data.importers import Imported
@@ -58,40 +58,53 @@ def write_skipped(bad: dict[int, str], rows_before: int) -> None:
         log.warning("left out %d of %d images that cannot be decoded; see %s", len(bad), rows_before, layout.SKIPPED)
 
 
-def gather(p: PrepareParams, seed: int) -> Imported:
+def gather(p: PrepareParams, seed: int) -> tuple[Imported, list[str]]:
     """Rows of the main source plus, when configured, the training rows of `train_from` and the
-    distractors of `gallery_from` (gallery rows after every other row, so ground-truth positions hold)."""
+    distractors of `gallery_from` (gallery rows after every other row, so ground-truth positions hold),
+    and the root each row's id is relative to (its parameter's name; '' for data/prepared)."""
     rows = import_source(p, seed)
+    roots = ["prepare.root" if source_root(p) is not None else ""] * len(rows.paths)
     if p.train_from is not None:
+        before = len(rows.paths)
         rows, repeated = with_training_rows(rows, import_source(p.train_from, seed))
+        kind = "prepare.train_from.root" if source_root(p.train_from) is not None else ""
+        roots += [kind] * (len(rows.paths) - before)
         if repeated:
             log.warning("prepare.train_from (%s): %d training images are already rows of prepare.source (%s), "
                         "e.g. %s; they are left out of training", p.train_from.source, len(repeated), p.source,
                         repeated[0])
     if p.gallery_from is not None:
+        before = len(rows.paths)
         rows = with_gallery_rows(rows, import_distractors(p.gallery_from.list, p.gallery_from.root))
-    return rows
+        roots += ["prepare.gallery_from.root"] * (len(rows.paths) - before)
+    return rows, roots
+
+
+def portable_ids(paths: list[Path], roots: list[str], folders: dict[str, Path]) -> list[str]:
+    """Each row's path relative to its root (data/prepared for rows without one), `/`-separated."""
+    return [relative_id(path, folders.get(root, layout.PREPARED)) for path, root in zip(paths, roots)]
 
 
 def prepare(params_path: Path) -> None:
     """Write data/prepared/list.csv (with each image's md5 when images are checked) and ground_truth.json."""
     params = load_params(params_path)
     p = params.prepare
-    rows = gather(p, params.seed)
+    rows, roots = gather(p, params.seed)
     bad, digests = check_images(rows.paths) if p.check_images else ({}, None)
     if bad and p.on_bad_image == "fail":
         row = min(bad)
         raise RdistillError(f"{bad[row]} (row {row}); set prepare.on_bad_image: skip to leave such images out")
     rows = without_rows(rows, bad)
+    roots = [root for row, root in enumerate(roots) if row not in bad]
     n_train = rows.splits.count("train")
     rows.splits = hold_out_validation(np.asarray(rows.labels), np.asarray(rows.splits),
                                       validation_size(p.validation, n_train), params.seed).tolist()
     if digests is not None:
         digests = [d for row, d in enumerate(digests) if row not in bad]
     write_skipped(bad, rows_before=len(rows.paths) + len(bad))
-    base = layout.PREPARED.resolve()
-    relative = [os.path.relpath(Path(path).resolve(), base) for path in rows.paths]
+    ids = portable_ids(rows.paths, roots, image_roots(p))
     # Always written (null without a revisited ground truth), so that stages can depend on it.
     with atomic_path(layout.GROUND_TRUTH) as tmp:
         tmp.write_text(json.dumps(rows.ground_truth))
-    write_list(layout.LIST, relative, rows.labels, rows.splits, rows.cameras, rows.bboxes, digests)
+    write_list(layout.LIST, ids, rows.labels, rows.splits, rows.cameras, rows.bboxes, digests,
+               roots if any(roots) else None)

@@ -28,17 +28,20 @@ def teacher(name: str, params_path: Path) -> None:
     """Write data/teachers/<name>.pt: a trained or loaded teacher network."""
     params = load_params(params_path)
     spec, p = declared(params.teachers, "teachers", name, params_path), params.teacher
-    layout.live("teacher", name).mkdir(parents=True, exist_ok=True)  # declared; empty for a teacher not trained here
+    # Declared; a teacher not trained here logs no epoch, and an empty folder would not travel through git
+    # (a teammate's clone would rerun this stage to make it), so it then holds an empty summary.
+    untrained_log = layout.live("teacher", name) / "metrics.json"
     if spec.features:  # no network here: the marker says where the features come from (extract imports them)
         with atomic_path(layout.teacher_weights(name)) as tmp:
             torch.save({"imported_features": spec.features, "ids": spec.ids}, tmp)
         write_json(layout.metrics("teacher", name), {"arch": spec.arch, "imported_features": spec.features, "history": []})
+        write_json(untrained_log, {})
         return
     seed_everything(params.seed)
     net = create(spec.arch, spec.dim, pool=spec.pool)
     history = []
     if spec.weights == "train":
-        image_list, list_sha = prepared_list()
+        image_list, list_sha = prepared_list(params)
         rows = image_list.train_rows()
         labels, n_classes = class_indices(image_list, rows, f"training teacher {name}")
         size = spec.image_size
@@ -48,11 +51,13 @@ def teacher(name: str, params_path: Path) -> None:
         loader = make_loader(dataset, p.batch_size, p.workers, shuffle=True, seed=params.seed,
                              drop_last=len(rows) % p.batch_size == 1)
         objective = ClassificationObjective(n_classes, net.dim, p.temperature)
-        log.info("training teacher %s (%s) on %d images, %d classes", name, spec.arch, len(rows), n_classes)
-        store = ChunkStore(layout.scratch("teacher", name), {"spec": spec.model_dump(), "teacher": p.model_dump(),
+        log.warning("teacher %s: weights: train fits %s from random weights on %d images, %d classes; on real photos "
+                    "name pretrained weights instead (teachers.%s.weights)", name, spec.arch, len(rows), n_classes, name)
+        recipe = Recipe(lr=p.lr, weight_decay=p.weight_decay, epochs=p.epochs, batch_size=p.batch_size)
+        store = ChunkStore(layout.scratch("teacher", name), {"spec": spec.model_dump(), "recipe": recipe.model_dump(),
+                                                              "temperature": p.temperature, "eval_every": p.eval_every,
                                                               "seed": params.seed, "list_sha256": list_sha,
                                                               "device": describe_device(device())})
-        recipe = Recipe(lr=p.lr, weight_decay=p.weight_decay, epochs=p.epochs, batch_size=p.batch_size)
         with epoch_logger(layout.live("teacher", name)) as log_epoch:
             def on_epoch(r: dict) -> None:
                 log.info("teacher %s %s", name, epoch_line(r))
@@ -64,6 +69,7 @@ def teacher(name: str, params_path: Path) -> None:
         store.clear()
     else:
         load_pretrained(net, spec.weights)
+        write_json(untrained_log, {})
     with atomic_path(layout.teacher_weights(name)) as tmp:
         torch.save(net.cpu().state_dict(), tmp)
     write_json(layout.metrics("teacher", name), {"arch": spec.arch, "weights": spec.weights, "history": history})

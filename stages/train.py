@@ -20,7 +20,7 @@ from pipeline.errors import RdistillError
 from pipeline.models.backbones import create
 from pipeline.models.state import load_state_dict
 from pipeline.models.weights import save_student
-from pipeline.params import load_params
+from pipeline.params import MACHINE_SETTINGS, load_params
 from pipeline.provenance import library_versions, source_sha256
 from pipeline.runtime import describe_device, device, seed_everything
 from pipeline.scratch import ChunkStore
@@ -53,7 +53,7 @@ def train(name: str, params_path: Path) -> None:
     spec, p = student(params, name, params_path), params.train
     recipe, settings = spec.recipe, spec.settings
     init_from_env(params.distributed.timeout_minutes)
-    image_list, list_sha = prepared_list()
+    image_list, list_sha = prepared_list(params)
     rows = image_list.train_rows()
     pairs = settings.pairs if METHODS[spec.method].pairs else None
     if spec.method == "no_distill" or pairs == "labels" or (
@@ -66,11 +66,12 @@ def train(name: str, params_path: Path) -> None:
     # trained earlier is reused only while it holds.
     inputs = {"method": spec.method, "teachers": spec.teachers, "recipe": recipe.model_dump(),
               "settings": settings.model_dump(), "student": p.student.model_dump(), "temperature": p.temperature,
-              "workers": p.workers, "sync_bn": p.sync_bn, "seed": params.seed, "eval_every": p.eval_every,
+              "sync_bn": p.sync_bn, "seed": params.seed, "eval_every": p.eval_every,
               "validation": [params.evaluate.scales, params.evaluate.batch_size], "list_sha256": list_sha, "teacher_sha256": teacher_shas,
               "source_sha256": source_sha256(), "versions": library_versions(), "device": describe_device(device())}
     store = main_first(lambda: ChunkStore(layout.scratch("train", name), {  # checkpoints of another device are not resumed
-        "params": params.model_dump(exclude={"train": {"seeds"}, "distributed": True}), "list_sha256": list_sha,
+        "params": params.model_dump(exclude={"train": {"seeds", *MACHINE_SETTINGS["train"]}, "distributed": True}),
+        "list_sha256": list_sha,
         "teacher_sha256": teacher_shas, "device": inputs["device"]}))
     targets, attrs = load_targets(spec.teachers, list_sha, len(image_list), n_classes, store.file("targets.npy"))
     n_views, rank_world = attrs.get("views", 1), rank_and_world()

@@ -48,7 +48,7 @@ def verify(name: str, params_path: Path, sample: int | None = None) -> tuple[str
     """Write metrics/verify/<name>.json; return the summary and, when the cache does not hold, the failure line."""
     params = load_params(params_path)
     spec, p, check = declared(params.teachers, "teachers", name, params_path), params.extract, params.verify
-    image_list, list_sha = prepared_list()
+    image_list, list_sha = prepared_list(params)
     if spec.features:
         return verify_imported(name, spec.features, list_sha)
     n_rows, weights = len(image_list), layout.teacher_weights(name)

@@ -11,9 +11,15 @@ import yaml
 PROJECT = Path(__file__).resolve().parents[1]
 # Modules that cannot change an output: the error type and the command-line dispatcher.
 MAY_STAY_OUT = {"pipeline/errors.py", "stages/cli.py"}
-# Params that change no output (how long ranks wait for each other): declared, a longer timeout would
-# re-extract every feature.
-RESULT_FREE_PARAMS = {("distributed", "timeout_minutes")}
+
+def machine_settings() -> set[tuple[str, ...]]:
+    """Params that change no output (workers, memory budgets, how long ranks wait): declared, a teammate's
+    setting for a GPU machine would recompute every feature."""
+    from pipeline.params import MACHINE_SETTINGS
+    return {(section, key) for section, keys in MACHINE_SETTINGS.items() for key in keys}
+
+
+RESULT_FREE_PARAMS = machine_settings()
 
 
 def module_file(name: str) -> Path | None:
@@ -187,6 +193,21 @@ def test_every_param_a_stage_reads_is_declared(stage):
     missing = sorted(".".join(path) for path in params_read(import_tree(stage_entries()[command]))
                      if not declares(spec.get("params", []), path) and tuple(path) not in RESULT_FREE_PARAMS)
     assert not missing, f"dvc.yaml stage {stage} reads params it does not declare: {missing}"
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_no_stage_declares_a_setting_that_changes_no_output(stage):
+    declared = [str(entry) for entry in STAGES[stage].get("params", [])]
+    covering = sorted({entry for entry in declared for path in RESULT_FREE_PARAMS
+                       if tuple(entry.split(".")) == path[:len(entry.split("."))]})
+    assert not covering, (f"dvc.yaml stage {stage} declares {covering}, which hold(s) settings that change no "
+                          f"output ({sorted('.'.join(p) for p in RESULT_FREE_PARAMS)}): changing them would rerun it")
+
+
+def test_machine_settings_are_schema_fields():
+    from pipeline.params import Params
+    for section, key in RESULT_FREE_PARAMS:
+        assert key in Params.model_fields[section].annotation.model_fields
 
 
 def test_params_paths_follow_aliases_to_the_key_read(tmp_path):

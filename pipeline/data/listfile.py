@@ -1,11 +1,13 @@
-"""The image list: a CSV `path,label,split[,camera][,bbox]`, paths relative to the CSV's folder (or absolute).
+"""The image list: a CSV `path,label,split[,camera][,bbox][,md5][,root]`, paths relative to the CSV's folder
+(or absolute), or to the dataset root that the row's `root` column names (pipeline.data.roots).
 
 Splits: `train` (whitening, mining, training), `query`, `gallery`, `test` (a row that is both
 a query and a gallery image; a query is never matched against itself), and `val` (held out of
 training for choosing settings, scored like `test` rows: each a query against the others). Optional columns: `camera`
 (integer camera id, re-id protocol), `bbox` ("x1 y1 x2 y2", a query crop) and `md5` (the image
-file's digest, written by `prepare` so that the list changes whenever an image does). A row's id is its
-path, followed by `#bbox=x1,y1,x2,y2` when it has a crop, and ids are unique.
+file's digest, written by `prepare` so that the list changes whenever an image does) and `root` (the
+parameter naming the folder the path is relative to, e.g. `prepare.root`; empty: the CSV's folder). A
+row's id is its path, followed by `#bbox=x1,y1,x2,y2` when it has a crop, and ids are unique.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from pipeline.io import atomic_path
 
 SPLITS = ("train", "query", "gallery", "test", "val")
 COLUMNS = ("path", "label", "split")
-OPTIONAL = ("camera", "bbox", "md5")
+OPTIONAL = ("camera", "bbox", "md5", "root")
 
 BBox = tuple[float, float, float, float]
 
@@ -97,8 +99,10 @@ class PathColumn(Sequence):
     """The image paths of a list, kept as one array of strings and made `Path`s when indexed
     (1.6M Path objects would cost seconds and a gigabyte at every stage)."""
 
-    def __init__(self, base: Path, files: np.ndarray):
+    def __init__(self, base: Path, files: np.ndarray, root_codes: np.ndarray | None = None,
+                 roots: list[tuple[str, Path | None]] | None = None):
         self.base, self.files = base, files
+        self.root_codes, self.roots = root_codes, roots  # per row, an index into (root name, folder or None)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -107,7 +111,15 @@ class PathColumn(Sequence):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         file = Path(self.files[index])
-        return file if file.is_absolute() else self.base / file
+        if file.is_absolute():
+            return file
+        if self.root_codes is None:
+            return self.base / file
+        name, folder = self.roots[self.root_codes[index]]
+        if folder is None:
+            raise RdistillError(f"row {index} ({self.files[index]}): its root {name} is not set here; set it in "
+                                f"params.yaml or this machine's paths.local.yaml")
+        return folder / file
 
 
 def _int_column(column: pa.ChunkedArray, what: str, path: Path) -> np.ndarray:
@@ -129,8 +141,9 @@ def _first_duplicate(ids: pa.Array) -> tuple[int, int] | None:
     return None if not len(later) else (int(first_of[codes[later[0]]]), int(later[0]))
 
 
-def read_list(path: str | Path) -> ImageList:
-    """Parse and check an image list CSV column by column (Arrow's CSV reader); errors name the file and the line."""
+def read_list(path: str | Path, roots: dict[str, Path] | None = None) -> ImageList:
+    """Parse and check an image list CSV column by column (Arrow's CSV reader); errors name the file and the line.
+    `roots`: the folders that the `root` column names (pipeline.data.roots.image_roots)."""
     path = Path(path)
     if not path.is_file():
         raise RdistillError(f"{path}: image list not found")
@@ -172,16 +185,22 @@ def read_list(path: str | Path) -> ImageList:
     if duplicate is not None:
         first, later = duplicate
         raise RdistillError(f"{path}:{later + 2}: duplicate row {ids[later].as_py()!r} (first on line {first + 2})")
-    return ImageList(path, ids.to_pylist(), PathColumn(path.parent, files.to_numpy(zero_copy_only=False)), labels,
-                     splits, cameras, bboxes)
+    root_codes = root_table = None
+    if "root" in header:
+        encoded = pc.dictionary_encode(table["root"].combine_chunks())
+        root_codes = encoded.indices.to_numpy()
+        root_table = [(name, path.parent if name == "" else (roots or {}).get(name))
+                      for name in encoded.dictionary.to_pylist()]
+    paths = PathColumn(path.parent, files.to_numpy(zero_copy_only=False), root_codes, root_table)
+    return ImageList(path, ids.to_pylist(), paths, labels, splits, cameras, bboxes)
 
 
 def write_list(path: str | Path, paths: list[str], labels: list[int], splits: list[str],
                cameras: list[int] | None = None, bboxes: list[BBox | None] | None = None,
-               digests: list[str] | None = None) -> None:
+               digests: list[str] | None = None, roots: list[str] | None = None) -> None:
     """Write an image list CSV atomically (optional columns only when given)."""
     header = ([*COLUMNS] + (["camera"] if cameras is not None else []) + (["bbox"] if bboxes is not None else [])
-              + (["md5"] if digests is not None else []))
+              + (["md5"] if digests is not None else []) + (["root"] if roots is not None else []))
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -191,4 +210,6 @@ def write_list(path: str | Path, paths: list[str], labels: list[int], splits: li
                 extra.append("" if bboxes[i] is None else " ".join(f"{v:g}" for v in bboxes[i]))
             if digests is not None:
                 extra.append(digests[i])
+            if roots is not None:
+                extra.append(roots[i])
             writer.writerow([*row, *extra])
