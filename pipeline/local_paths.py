@@ -1,16 +1,18 @@
-"""This machine's paths: where the images, lists, weights and imported features named in params.yaml lie here.
+"""This machine's paths and runtime settings: where the images, lists, weights and imported features named in
+params.yaml lie here, and how many workers it runs.
 
 params.yaml is shared (git, `dvc exp`), but a teammate's images or checkpoints may live elsewhere. The
-git-ignored file `paths.local.yaml` beside params.yaml gives this machine's location of any path
-parameter, by its dotted key:
+git-ignored file `machine.yaml` beside params.yaml gives this machine's value of any path parameter
+or `runtime` setting, by its dotted key:
 
     prepare.root: /mnt/photos/landmarks
     teachers.resnet101.weights: /models/resnet101_gem.pth
+    runtime.workers: 8
 
-DVC never reads that file, so a local path changes no stage. Ids in the prepared list are relative to
+DVC never reads that file, so a local value changes no stage. Ids in the prepared list are relative to
 the roots, so every machine computes the same outputs. A relative path that leaves the workspace
 (`../images`) is anchored at the workspace, so a queued experiment, which runs in a copy under
-`.dvc/tmp/exps/`, finds what the workspace finds; it also reads the workspace's `paths.local.yaml`.
+`.dvc/tmp/exps/`, finds what the workspace finds; it also reads the workspace's `machine.yaml`.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import yaml
 
 from pipeline.errors import RdistillError
 
-LOCAL_FILE = "paths.local.yaml"
+LOCAL_FILE = "machine.yaml"
 EXPERIMENT_COPIES = os.sep + os.path.join(".dvc", "tmp", "exps") + os.sep
 SOURCE_PATHS = ("root", "list")
 TEACHER_PATHS = ("weights", "features", "ids")
@@ -33,6 +35,9 @@ def workspace_of(folder: Path) -> Path:
     text = str(folder.absolute())
     cut = text.find(EXPERIMENT_COPIES)
     return Path(text[:cut]) if cut >= 0 else folder.absolute()
+
+
+RUNTIME = ("workers", "image_cache_mb", "timeout_minutes")
 
 
 def path_keys(raw: dict) -> list[tuple[str, ...]]:
@@ -82,11 +87,12 @@ def anchored(value: str, workspace: Path) -> str:
 
 
 def with_local_paths(raw: dict, params_path: Path) -> dict:
-    """`raw` params with this machine's paths (paths.local.yaml) put in, and paths that leave the
-    workspace anchored at it; an unknown key in the local file is an error naming it."""
+    """`raw` params with this machine's paths and runtime settings (machine.yaml) put in, and paths that
+    leave the workspace anchored at it; an unknown key in the local file is an error naming it."""
     workspace = workspace_of(params_path.parent)
     local_file = workspace / LOCAL_FILE
     keys = path_keys(raw)
+    settable = keys + [("runtime", key) for key in RUNTIME]
     if local_file.is_file():
         try:
             local = yaml.safe_load(local_file.read_text()) or {}
@@ -96,10 +102,11 @@ def with_local_paths(raw: dict, params_path: Path) -> dict:
             raise RdistillError(f"{local_file}: expected `dotted.key: path` lines")
         for dotted, value in local.items():
             key = tuple(str(dotted).split("."))
-            if key not in keys:
-                known = ", ".join(".".join(k) for k in keys)
-                raise RdistillError(f"{local_file}: {dotted}: not a path parameter of {params_path} (known: {known})")
-            if not isinstance(value, str):
+            if key not in settable:
+                known = ", ".join(".".join(k) for k in settable)
+                raise RdistillError(f"{local_file}: {dotted}: not a path or runtime parameter of {params_path} "
+                                    f"(known: {known})")
+            if key in keys and not isinstance(value, str):
                 raise RdistillError(f"{local_file}: {dotted}: expected a path, got {value!r}")
             _set(raw, key, value)
     for key in keys:

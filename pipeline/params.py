@@ -102,25 +102,19 @@ class TeacherParams(Section):
     weight_decay: float = Field(1e-6, ge=0)
     temperature: PositiveFloat = 0.05
     """cosine-logit temperature"""
-    workers: int = Field(0, ge=0)
-    """DataLoader worker processes"""
-    image_cache_mb: float = Field(2048, ge=0)
-    """decoded inputs kept in memory after the first epoch"""
     eval_every: int = Field(0, ge=0)
     """validation mAP (one scale) logged every this many epochs (0: of the final teacher only)"""
 
 
 class ExtractParams(Section):
     scales: list[PositiveFloat] = [1.0, 0.7071, 0.5]
-    """image scales whose GeM descriptors are averaged (METHODS §1: 1, 1/√2, 1/2)"""
+    """image scales whose GeM descriptors are averaged (GeM, Radenović et al., TPAMI 2018: 1, 1/√2, 1/2)"""
     views: PositiveInt = 1
     """V: seeded augmented views cached per training image (view 0 = no augmentation)"""
     batch_size: PositiveInt = 128
     """images per forward pass"""
     chunk_size: PositiveInt = 512
     """rows per HDF5 chunk and per resumable unit; a multiple of batch_size"""
-    workers: int = Field(0, ge=0)
-    """DataLoader worker processes"""
 
     @model_validator(mode="after")
     def _chunks_hold_whole_batches(self) -> "ExtractParams":
@@ -183,7 +177,7 @@ Supervision = Literal["normalised_softmax", "ce_triplet"]
 
 
 class Recipe(Section):
-    """A training recipe: optimiser, schedule, batch size, epochs (METHODS: each paper's "Paper training")."""
+    """A training recipe: optimiser, schedule, batch size, epochs (each paper's training section)."""
 
     optimizer: Literal["adam", "sgd"] = "adam"
     """adam | sgd"""
@@ -229,7 +223,7 @@ class RecipeOverride(Section):
         return Recipe.model_validate({**recipe.model_dump(), **self.model_dump(exclude_none=True)})
 
 
-# Each paper's training recipe (METHODS "Paper training"), the default of its methods' `recipe`.
+# Each paper's training recipe (each paper's training section), the default of its methods' `recipe`.
 CSD_RECIPE = RecipeOverride(optimizer="adam", lr=1e-3, weight_decay=1e-6, schedule="linear", batch_size=128, epochs=10)
 D3STILL_RECIPE = RecipeOverride(optimizer="sgd", lr=1e-2, momentum=0.9, weight_decay=5e-4, schedule="cosine",
                                 warmup=10 / 120, batch_size=512, epochs=120, supervised_weight=1.0,
@@ -240,10 +234,10 @@ MIXUP_AP_RECIPE = RecipeOverride(optimizer="adam", lr=1e-4, weight_decay=1e-6, s
 
 
 class CSDParams(Section):
-    """Contextual Similarity Distillation over [self, K mined neighbours] (METHODS §4)."""
+    """Contextual Similarity Distillation over [self, K mined neighbours] (CSD)."""
 
     recipe: RecipeOverride = CSD_RECIPE
-    """the method's paper recipe (METHODS §9); the fields set here replace its own"""
+    """the method's paper recipe (its paper's training section); the fields set here replace its own"""
     k: PositiveInt = 64
     """neighbours used (at most mine.k)"""
     tau_g: PositiveFloat = 0.01
@@ -262,10 +256,10 @@ class NoDistillParams(Section):
 
 
 class D3stillParams(Section):
-    """D3still (METHODS §5): alpha L_f + beta L_irpd + gamma L_crpd."""
+    """D3still: alpha L_f + beta L_irpd + gamma L_crpd."""
 
     recipe: RecipeOverride = D3STILL_RECIPE
-    """the method's paper recipe (METHODS §9); the fields set here replace its own"""
+    """the method's paper recipe (its paper's training section); the fields set here replace its own"""
     k: int = Field(10, ge=2)
     """list length per sample, self included"""
     m: PositiveFloat = 0.1
@@ -276,10 +270,10 @@ class D3stillParams(Section):
 
 
 class WhitenMTDParams(Section):
-    """Whiten-MTD multi-teacher similarity distillation (METHODS §3)."""
+    """Whiten-MTD multi-teacher similarity distillation (Whiten-MTD)."""
 
     recipe: RecipeOverride = WHITEN_MTD_RECIPE
-    """the method's paper recipe (METHODS §9); the fields set here replace its own"""
+    """the method's paper recipe (its paper's training section); the fields set here replace its own"""
     fusion: Literal["mean", "rand", "max-min", "max-mean", "max-rand"] = "max-min"
     """how the teachers' similarities are fused: mean | rand | max-min | max-mean | max-rand"""
     tau_s: PositiveFloat = 0.05
@@ -298,7 +292,7 @@ class ContrastiveParams(Section):
     """Whiten-MTD's Contrastive baseline (Q = identity)."""
 
     recipe: RecipeOverride = WHITEN_MTD_RECIPE
-    """the method's paper recipe (METHODS §9); the fields set here replace its own"""
+    """the method's paper recipe (its paper's training section); the fields set here replace its own"""
     tau_s: PositiveFloat = 0.05
     """student temperature"""
     both_directions: bool = True
@@ -308,10 +302,10 @@ class ContrastiveParams(Section):
 
 
 class BaselineParams(Section):
-    """A D3still-code baseline (METHODS §5b): a loss weight, trained with D3still's recipe."""
+    """A D3still-code baseline (the D3still code's baselines): a loss weight, trained with D3still's recipe."""
 
     recipe: RecipeOverride = D3STILL_RECIPE
-    """the method's paper recipe (METHODS §9); the fields set here replace its own"""
+    """the method's paper recipe (its paper's training section); the fields set here replace its own"""
     weight: PositiveFloat = 1.0
     """the loss's weight beside the supervised term"""
 
@@ -320,7 +314,7 @@ class EDParams(BaselineParams):
     """Embedding Distillation, a Whiten-MTD baseline trained with its recipe."""
 
     recipe: RecipeOverride = WHITEN_MTD_RECIPE
-    """the method's paper recipe (METHODS §9); the fields set here replace its own"""
+    """the method's paper recipe (its paper's training section); the fields set here replace its own"""
 
 
 class SecondOrderParams(BaselineParams):
@@ -331,10 +325,10 @@ class SecondOrderParams(BaselineParams):
 
 
 class MixupAPParams(Section):
-    """Data-efficient ranking distillation with mixup and an AP loss (METHODS §6)."""
+    """Data-efficient ranking distillation with mixup and an AP loss (mixup ranking distillation)."""
 
     recipe: RecipeOverride = MIXUP_AP_RECIPE
-    """the method's paper recipe (METHODS §9); the fields set here replace its own"""
+    """the method's paper recipe (its paper's training section); the fields set here replace its own"""
     rounds: PositiveInt = 10
     """mixup rounds R per batch"""
     alpha: PositiveFloat = 1.0
@@ -362,20 +356,16 @@ class TrainParams(Section):
         return seeds
 
     preset: Literal["custom", "paper"] = "custom"
-    """custom: the settings below | paper: every method's settings and recipe are its paper's (METHODS §9, the
+    """custom: the settings below | paper: every method's settings and recipe are its paper's (its paper's training section, the
     defaults); train.override and the changes under train.<method> are then not used (a student's own recipe is)"""
     student: StudentArch = StudentArch()
     """the student network, shared by every student"""
-    workers: int = Field(0, ge=0)
-    """DataLoader worker processes decoding while the step runs"""
     sync_bn: bool = True
     """under torchrun on GPUs, BatchNorm as SyncBatchNorm (the global batch's statistics, as on one GPU); gloo on
     the CPU has none: each rank then normalises its own shard"""
     seeds: list[int] | None = Field(None, min_length=1)
     """training seeds: every student is trained once per seed, and the report's intervals come from them
     (default: [seed]); the first seed's student is the one exported, searched and shown in retrieval grids"""
-    image_cache_mb: float = Field(2048, ge=0)
-    """decoded views kept in memory after the first epoch"""
     eval_every: int = Field(0, ge=0)
     """validation mAP (symmetric, evaluate.scales) logged every this many epochs (0: of the final student only;
     each costs a pass over the validation images)"""
@@ -429,12 +419,18 @@ class EvaluateParams(Section):
     """queries shown in the retrieval grid (0: no grid)"""
 
 
-class DistributedParams(Section):
-    """Runs under torchrun (several processes); nothing here changes a result."""
+class RuntimeParams(Section):
+    """How fast the stages run on this machine. Nothing here changes an output, so no stage depends on it:
+    set it per machine in machine.yaml (never committed) or here."""
 
+    workers: int = Field(0, ge=0)
+    """DataLoader worker processes decoding images while the network runs (fitting teachers, extraction,
+    verification, training): with a GPU, about one per core; on a CPU with as many cores as torch threads, 0"""
+    image_cache_mb: float = Field(2048, ge=0)
+    """decoded training inputs (teachers fitted here, students) kept in memory after the first epoch"""
     timeout_minutes: PositiveFloat = 120
-    """how long a rank waits at a collective (e.g. while rank 0 writes a multi-GB target file) before the
-    run fails; torch's default is 10"""
+    """under torchrun: how long a rank waits at a collective (e.g. while rank 0 writes a multi-GB target file)
+    before the run fails; torch's default is 10"""
 
 
 class ReportParams(Section):
@@ -465,8 +461,8 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     report: ReportParams = ReportParams()
     """the results table's intervals"""
-    distributed: DistributedParams = DistributedParams()
-    """runs under torchrun: how long ranks wait for each other"""
+    runtime: RuntimeParams = RuntimeParams()
+    """this machine's workers, memory budget and waits: no output depends on them"""
 
     def training_seeds(self) -> list[int]:
         """The seeds every student is trained with: train.seeds, or [seed] when it is not given."""
@@ -489,10 +485,18 @@ class Params(Section):
         return self
 
 
-# Settings that change how fast a stage runs, never what it writes: no stage declares them in dvc.yaml and no
-# reuse or resume key holds them, so a teammate who sets workers for a GPU machine recomputes nothing.
-MACHINE_SETTINGS = {"teacher": {"workers", "image_cache_mb"}, "extract": {"workers"},
-                    "train": {"workers", "image_cache_mb"}, "distributed": {"timeout_minutes"}}
+# Where settings that change no output used to be: named in the error, so that an older params.yaml is mended.
+MOVED = {("teacher", "workers"): "runtime.workers", ("extract", "workers"): "runtime.workers",
+         ("train", "workers"): "runtime.workers", ("teacher", "image_cache_mb"): "runtime.image_cache_mb",
+         ("train", "image_cache_mb"): "runtime.image_cache_mb", ("distributed", "timeout_minutes"): "runtime.timeout_minutes"}
+
+
+def moved_key(raw: dict) -> str | None:
+    """The first key of `raw` that now lives under `runtime`, with its new name, or None."""
+    for (section, key), new in MOVED.items():
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            return f"{section}.{key}: now {new} (it changes no output, so no stage depends on it)"
+    return None
 
 
 def method_settings(train: TrainParams, method: str) -> Section:
@@ -542,6 +546,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise RdistillError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict | None):
         raise RdistillError(f"{path}: expected sections of `key: value` lines")
+    if raw and moved_key(raw):
+        raise RdistillError(f"{path}: {moved_key(raw)}")
     try:
         return Params.model_validate(with_local_paths(raw or {}, path))
     except ValidationError as exc:

@@ -54,7 +54,7 @@ def extract(name: str, params_path: Path) -> None:
     items = extraction_items(n_rows, view_rows, p.views)
     n_items = len(items)
     n_chunks = chunk_count(n_items, p.chunk_size)
-    init_from_env(params.distributed.timeout_minutes)
+    init_from_env(params.runtime.timeout_minutes)
     rank, world = rank_and_world()
     store = main_first(lambda: ChunkStore(layout.scratch("extract", name), {
         **attrs, "dim": spec.dim, "chunk_size": p.chunk_size, "batch_size": p.batch_size}))
@@ -68,7 +68,7 @@ def extract(name: str, params_path: Path) -> None:
     if len(positions):
         # chunk_size is a multiple of batch_size, so batches never straddle chunks and a resumed
         # run sees exactly the batches an uninterrupted run would.
-        loader = item_loader(image_list, items[positions], spec.image_size, params.seed, p.batch_size, p.workers)
+        loader = item_loader(image_list, items[positions], spec.image_size, params.seed, p.batch_size, params.runtime.workers)
         collector = ChunkCollector(items, p.chunk_size)
         for batch_items, feats in describe(net, loader, p.scales, len(positions), device(), desc=f"extract {name}"):
             bad = np.flatnonzero(~np.isfinite(feats).all(axis=1) | ~feats.any(axis=1))

@@ -23,7 +23,7 @@ TEACHER = {"resnet50": {"arch": "resnet50", "weights": "ResNet50_Weights.IMAGENE
 HEADER = """\
 # rdistill parameters for {what}, written by `rdistill init`. Every parameter is here, with its meaning, so
 # `dvc exp run -S key=value` accepts any of them. Paths that differ on another machine go in that machine's
-# paths.local.yaml (never committed), e.g. `prepare.root: /mnt/photos`: the prepared list's ids are relative
+# machine.yaml (never committed), e.g. `prepare.root: /mnt/photos`: the prepared list's ids are relative
 # to the roots, so no output changes. The teacher's weights are read from the local torch cache only:
 # on a machine with a network, `python -c "import torchvision; torchvision.models.resnet50(weights='IMAGENET1K_V2')"`
 # puts them there; or name your own checkpoint (`weights: /path/to/checkpoint.pth`).

@@ -11,7 +11,7 @@ from pipeline.data.cache import DecodedCache
 from pipeline.data.dataset import ImageListDataset, make_loader, train_transform
 from pipeline.io import atomic_path, write_json
 from pipeline.models.backbones import create
-from pipeline.models.weights import load_pretrained
+from pipeline.models.weights import network_state, pretrained_network
 from pipeline.params import Recipe, load_params
 from pipeline.scratch import ChunkStore
 from pipeline.runtime import describe_device, device, seed_everything
@@ -38,17 +38,18 @@ def teacher(name: str, params_path: Path) -> None:
         write_json(untrained_log, {})
         return
     seed_everything(params.seed)
-    net = create(spec.arch, spec.dim, pool=spec.pool)
     history = []
     if spec.weights == "train":
+        net = create(spec.arch, spec.dim, pool=spec.pool)
         image_list, list_sha = prepared_list(params)
         rows = image_list.train_rows()
         labels, n_classes = class_indices(image_list, rows, f"training teacher {name}")
         size = spec.image_size
         dataset = DecodedCache(ImageListDataset(image_list.paths, labels, rows, train_transform(size)),
-                               (3, size, size), p.image_cache_mb, shared=p.workers > 0)
+                               (3, size, size), params.runtime.image_cache_mb,
+                               shared=params.runtime.workers > 0)
         # BatchNorm cannot train on a last batch of one image; any other last batch is kept.
-        loader = make_loader(dataset, p.batch_size, p.workers, shuffle=True, seed=params.seed,
+        loader = make_loader(dataset, p.batch_size, params.runtime.workers, shuffle=True, seed=params.seed,
                              drop_last=len(rows) % p.batch_size == 1)
         objective = ClassificationObjective(n_classes, net.dim, p.temperature)
         log.warning("teacher %s: weights: train fits %s from random weights on %d images, %d classes; on real photos "
@@ -68,8 +69,8 @@ def teacher(name: str, params_path: Path) -> None:
                           validate=validate, validate_every=p.eval_every)
         store.clear()
     else:
-        load_pretrained(net, spec.weights)
+        net = pretrained_network(spec.arch, spec.dim, spec.pool, spec.weights)
         write_json(untrained_log, {})
     with atomic_path(layout.teacher_weights(name)) as tmp:
-        torch.save(net.cpu().state_dict(), tmp)
+        torch.save(network_state(net.cpu()), tmp)
     write_json(layout.metrics("teacher", name), {"arch": spec.arch, "weights": spec.weights, "history": history})

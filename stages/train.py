@@ -20,7 +20,7 @@ from pipeline.errors import RdistillError
 from pipeline.models.backbones import create
 from pipeline.models.state import load_state_dict
 from pipeline.models.weights import save_student
-from pipeline.params import MACHINE_SETTINGS, load_params
+from pipeline.params import load_params
 from pipeline.provenance import library_versions, source_sha256
 from pipeline.runtime import describe_device, device, seed_everything
 from pipeline.scratch import ChunkStore
@@ -52,7 +52,7 @@ def train(name: str, params_path: Path) -> None:
     params = load_params(params_path)
     spec, p = student(params, name, params_path), params.train
     recipe, settings = spec.recipe, spec.settings
-    init_from_env(params.distributed.timeout_minutes)
+    init_from_env(params.runtime.timeout_minutes)
     image_list, list_sha = prepared_list(params)
     rows = image_list.train_rows()
     pairs = settings.pairs if METHODS[spec.method].pairs else None
@@ -70,7 +70,7 @@ def train(name: str, params_path: Path) -> None:
               "validation": [params.evaluate.scales, params.evaluate.batch_size], "list_sha256": list_sha, "teacher_sha256": teacher_shas,
               "source_sha256": source_sha256(), "versions": library_versions(), "device": describe_device(device())}
     store = main_first(lambda: ChunkStore(layout.scratch("train", name), {  # checkpoints of another device are not resumed
-        "params": params.model_dump(exclude={"train": {"seeds", *MACHINE_SETTINGS["train"]}, "distributed": True}),
+        "params": params.model_dump(exclude={"train": {"seeds"}, "runtime": True}),
         "list_sha256": list_sha,
         "teacher_sha256": teacher_shas, "device": inputs["device"]}))
     targets, attrs = load_targets(spec.teachers, list_sha, len(image_list), n_classes, store.file("targets.npy"))
@@ -102,8 +102,8 @@ def train(name: str, params_path: Path) -> None:
                                     recipe.supervised_weight, recipe.supervised, recipe.triplet_margin)
         loader = training_loader(image_list.paths, labels, rows, n_views, attrs.get("seed", params.seed),
                                  p.student.image_size, recipe.batch_size, rank_world, pairs=pairs, partners=partners,
-                                 random_erasing=p.student.random_erasing, cache_mb=p.image_cache_mb,
-                                 workers=p.workers, seed=seed)
+                                 random_erasing=p.student.random_erasing, cache_mb=params.runtime.image_cache_mb,
+                                 workers=params.runtime.workers, seed=seed)
         log.info("training student %s seed %d (%s, %s from %s, %d view(s)) on %d images", name, seed,
                  p.student.arch, spec.method, "+".join(spec.teachers), n_views, len(rows))
         with epoch_logger(layout.live("train", name, seed)) as log_epoch:

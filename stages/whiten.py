@@ -1,4 +1,4 @@
-"""Stage `whiten`: PCA whitening learned on a teacher's training features, applied to all (METHODS §2).
+"""Stage `whiten`: PCA whitening learned on a teacher's training features, applied to all (Whiten-MTD, supplementary).
 
 Both passes read the raw features block by block: memory is one block and the D×D statistics.
 """

@@ -97,7 +97,7 @@ def test_missing_labels_are_refused_where_training_needs_them(tmp_path):
     assert rdistill(tmp_path, "prepare").returncode == 0
     result = rdistill(tmp_path, "teacher", "t")
     assert result.returncode == 1
-    assert last_line(result) == ("error: data/prepared/list.csv: row 1 (../../images/b.png) has no label, "
+    assert last_line(result) == ("error: data/prepared/list.csv: row 1 (b.png) has no label, "
                                  "needed for training teacher t")
 
 
@@ -179,13 +179,15 @@ def test_gallery_smaller_than_k_is_refused_and_queries_without_positives_warned(
     assert "2 of 6 queries have no positive in the gallery" in result.stderr
 
 
-def test_state_dict_of_another_architecture_names_the_first_mismatching_key(tmp_path):
+def test_state_dict_of_another_architecture_names_the_unmatched_keys(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(
         {"teachers": {"t": {"arch": "resnet34", "weights": "r18.pth"}}}))
     torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
     result = rdistill(tmp_path, "teacher", "t")
     assert result.returncode == 1
-    assert last_line(result) == "error: r18.pth: missing key 'layer1.2.conv1.weight' for ResNet"
+    assert last_line(result) == ("error: r18.pth: 96 key(s) of ResNet missing ('layer1.2.conv1.weight', "
+                                 "'layer1.2.bn1.weight', 'layer1.2.bn1.bias', 'layer1.2.bn1.running_mean' and 92 more) "
+                                 "(another architecture, or a layout rdistill does not read)")
     assert not (tmp_path / "data/teachers").exists()
 
 
@@ -279,8 +281,8 @@ def test_prepared_list_carries_each_image_md5_so_an_edited_image_changes_it(tmp_
     assert rdistill(tmp_path, "prepare").returncode == 0
     listed = tmp_path / "data/prepared/list.csv"
     rows = listed.read_text().splitlines()
-    assert rows[0] == "path,label,split,md5"
-    assert rows[1].endswith("," + hashlib.md5((images / "a.png").read_bytes()).hexdigest())
+    assert rows[0] == "path,label,split,md5,root"
+    assert rows[1] == f"a.png,0,train,{hashlib.md5((images / 'a.png').read_bytes()).hexdigest()},prepare.root"
     assert (tmp_path / "data/prepared/ground_truth.json").read_text() == "null"
     before = listed.read_bytes()
     Image.new("RGB", (9, 9), (1, 2, 3)).save(images / "c.png")

@@ -57,7 +57,7 @@ def test_params_prints_every_parameter_with_its_default_and_refuses_a_bad_file(t
     result = run(["params"], tmp_path)
     assert result.returncode == 0, result.stderr
     listed = yaml.safe_load(result.stdout)
-    assert listed["mine"] == {"index": "auto", "k": 100, "shortlist": 0, "nprobe": "auto", "refine": 8,
+    assert listed["mine"] == {"index": "auto", "k": 100, "shortlist": 256, "nprobe": "auto", "refine": 8,
                               "batch_size": 1024}
     assert "  k: 100  # neighbours mined per training image (itself excluded)" in result.stdout.splitlines()
     (tmp_path / "other.yaml").write_text(yaml.safe_dump({"teachers": {"t": {"arch": "resnet18"}}, "mine": {"k": 0}}))

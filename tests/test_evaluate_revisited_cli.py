@@ -34,7 +34,7 @@ def test_revisited_scores_equal_a_loop_over_the_students_own_descriptors(tmp_pat
               "teachers": {"t": {"arch": "resnet18"}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     subprocess.run([RDISTILL, "prepare"], cwd=tmp_path, check=True, capture_output=True)
-    prepared = read_list(tmp_path / "data/prepared/list.csv")
+    prepared = read_list(tmp_path / "data/prepared/list.csv", {"prepare.root": tmp_path / "roxford"})
     assert prepared.bboxes[4] == (2.0, 3.0, 20.5, 25.0)  # the query is cropped to its bbx
     torch.manual_seed(1)
     net = create("resnet18", 8).eval()

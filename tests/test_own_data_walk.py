@@ -146,7 +146,7 @@ def test_own_photos_shared_over_ssh_from_two_clones(tmp_path, ssh_remote):
     sh("git", "clone", "-q", str(origin), str(b), cwd=tmp_path)
     elsewhere = tmp_path / "elsewhere" / "pictures"
     shutil.copytree(photos, elsewhere, copy_function=shutil.copyfile)
-    (b / "paths.local.yaml").write_text(f"prepare.root: {elsewhere}\n"  # B has none of A's checkpoints
+    (b / "machine.yaml").write_text(f"prepare.root: {elsewhere}\n"  # B has none of A's checkpoints
                                         + "".join(f"teachers.{t}.weights: /nowhere/{t}.pth\n" for t in weights))
     sh("dvc", "remote", "modify", "--local", "team", "keyfile", str(key), cwd=b)
     sh("dvc", "pull", "--run-cache", cwd=b)
@@ -191,9 +191,8 @@ def test_own_photos_shared_over_ssh_from_two_clones(tmp_path, ssh_remote):
 
     # Workers, memory budgets and timeouts change no output: nothing reruns.
     params = yaml.safe_load((a / "params.yaml").read_text())
-    for section in ("teacher", "extract", "train"):
-        params[section]["workers"] = 1
-    params["train"]["image_cache_mb"] = 64
-    params["distributed"]["timeout_minutes"] = 30
+    params["runtime"] = {"workers": 1, "image_cache_mb": 64, "timeout_minutes": 30}
     (a / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert repro(a) == ALWAYS
+    (a / "machine.yaml").write_text("runtime.workers: 2\n")  # this machine's own setting, never committed
     assert repro(a) == ALWAYS

@@ -156,7 +156,7 @@ def test_project_params_state_only_what_the_demo_changes():
     restated = [path for path, value in leaves(raw)
                 if path not in declared and value == at(defaults, path) and value != {}]
     assert not restated, f"params.yaml restates defaults: {restated}"
-    assert {"seed", "train.preset", "train.workers", "mine", "train.csd"} <= declared
+    assert {"seed", "train.preset", "train.seeds", "mine", "train.csd"} <= declared
 
 
 @pytest.mark.parametrize("source", ["project", "defaults"])

@@ -140,8 +140,8 @@ def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(proj
     # weight averaging over epochs 2 and 4: the running average is part of the resumed state too
     # validation mAP after epoch 2 and of the final network (epoch 4): logged as steps 1 and 3
     params = {**PARAMS, "prepare": {**PARAMS["prepare"], "validation": 16},
+              "runtime": {"workers": 2},  # persistent workers erasing at random: the resumed run must draw the same
               "train": {"student": {"arch": "resnet18", "image_size": 16, "random_erasing": 0.5}, "eval_every": 2,
-                        "workers": 2,  # persistent workers erasing at random: the resumed run must draw the same
                         "override": {"epochs": 4, "batch_size": 16, "average": [0.5, 1.0]},
                         "csd": {"k": 4, "variant": "kl"}},
               "mine": {"k": 4}, "students": {"s": {"method": "csd", "teacher": "t"}}}
@@ -180,7 +180,7 @@ def test_killed_teacher_training_with_workers_resumes_with_identical_weights(pro
     # Persistent workers: the loader draws their base seed from its generator when it starts them, which a
     # resumed run does again at its first epoch; the epoch order must not depend on it.
     params = {**PARAMS, "teachers": {"t": {"arch": "resnet18", "image_size": 16, "weights": "train"}},
-              "teacher": {"epochs": 4, "batch_size": 16, "workers": 2}}
+              "teacher": {"epochs": 4, "batch_size": 16}, "runtime": {"workers": 2}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     scratch = project / "data/.partial/teacher-t"
     kill_once_written([RDISTILL, "teacher", "t"], project, scratch / "checkpoint.pt")
@@ -193,7 +193,7 @@ def test_killed_teacher_training_with_workers_resumes_with_identical_weights(pro
     clean_weights = torch.load(project / "data/teachers/t.pt", weights_only=True)
     assert_same_weights(resumed_weights, clean_weights)
     # and the workers take no part in the order: without them the teacher is the same
-    (project / "params.yaml").write_text(yaml.safe_dump({**params, "teacher": {**params["teacher"], "workers": 0}}))
+    (project / "params.yaml").write_text(yaml.safe_dump({**params, "runtime": {"workers": 0}}))
     subprocess.run([RDISTILL, "teacher", "t"], cwd=project, check=True, capture_output=True)
     assert_same_weights(torch.load(project / "data/teachers/t.pt", weights_only=True), clean_weights)
 

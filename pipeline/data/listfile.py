@@ -118,7 +118,7 @@ class PathColumn(Sequence):
         name, folder = self.roots[self.root_codes[index]]
         if folder is None:
             raise RdistillError(f"row {index} ({self.files[index]}): its root {name} is not set here; set it in "
-                                f"params.yaml or this machine's paths.local.yaml")
+                                f"params.yaml or this machine's machine.yaml")
         return folder / file
 
 

@@ -3,7 +3,7 @@
 An image's id is its path relative to its source's root, with `/` separators (plus `#bbox=…` for a
 cropped query), so it is the same on every machine; the list's `root` column names the parameter
 (`prepare.root`, `prepare.train_from.root`, `prepare.gallery_from.root`) and each machine resolves it
-from params.yaml and its own paths.local.yaml. Rows without a root are images `prepare` wrote itself,
+from params.yaml and its own machine.yaml. Rows without a root are images `prepare` wrote itself,
 relative to data/prepared.
 """
 from __future__ import annotations

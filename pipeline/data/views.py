@@ -136,7 +136,7 @@ class OneViewPerImage(Sampler):
 
 
 class PositivePairs(Sampler):
-    """Each epoch, every image once as an anchor x_i, followed by its positive y_i (METHODS §3).
+    """Each epoch, every image once as an anchor x_i, followed by its positive y_i (Whiten-MTD).
 
     Indices are into every_view(train rows, V). Positives: `labels`, another image of the same
     label; `views`, another view of the same image; `neighbours`, the given partner row. Each

@@ -1,4 +1,4 @@
-"""Class-protocol retrieval metrics (METHODS §7): mAP, Recall@k and CMC from the ranks of the positives.
+"""Class-protocol retrieval metrics (revisited Oxford/Paris, Radenović et al., CVPR 2018): mAP, Recall@k and CMC from the ranks of the positives.
 
 The gallery is never ranked whole: pipeline.evaluate.ranks counts, for each positive, the kept
 gallery items ahead of it, one query batch at a time within a fixed memory budget.
@@ -62,7 +62,7 @@ def class_protocol(q: np.ndarray, q_labels: np.ndarray, q_rows: np.ndarray, db,
                    db_labels: np.ndarray, db_rows: np.ndarray, recall_at: Sequence[int] = (1, 5, 10),
                    q_cameras: np.ndarray | None = None, db_cameras: np.ndarray | None = None,
                    budget_bytes: int = BUDGET_BYTES) -> dict:
-    """mAP and Recall@k (METHODS §7, class protocol); the re-id variant when cameras are given.
+    """mAP and Recall@k (revisited Oxford/Paris, Radenović et al., CVPR 2018, class protocol); the re-id variant when cameras are given.
 
     q: (n_q, D) query features; db: the gallery, an (n_db, D) array or a rows reader. A query's own
     row is removed from its gallery; with cameras, gallery images of the same label taken by the
@@ -88,7 +88,7 @@ def class_protocol(q: np.ndarray, q_labels: np.ndarray, q_rows: np.ndarray, db,
 
 
 def view_mrr(plain, views, sample: int = 1000, budget_bytes: int = BUDGET_BYTES) -> float:
-    """Whiten-MTD's MRR diagnostic (METHODS §3) without the M × M matrix: for an even sample of up to
+    """Whiten-MTD's MRR diagnostic (Whiten-MTD) without the M × M matrix: for an even sample of up to
     `sample` rows i, the rank of view i among all views by similarity to plain image i.
 
     plain, views: rows readers of the same M rows (plain images and one augmented view of each).

@@ -1,4 +1,4 @@
-"""Choosing and running the evaluation protocol for an image list (METHODS §7)."""
+"""Choosing and running the evaluation protocol for an image list (revisited Oxford/Paris, Radenović et al., CVPR 2018)."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Ranks of each query's positives in its gallery ranking, without sorting the gallery (METHODS §7).
+"""Ranks of each query's positives in its gallery ranking, without sorting the gallery (revisited Oxford/Paris, Radenović et al., CVPR 2018).
 
 Every metric of the class and revisited protocols (AP, Recall@k / CMC, mP@k, the precision–recall
 curve) depends on a ranking only through the ranks of the positives once removed items (the

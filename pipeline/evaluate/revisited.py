@@ -1,4 +1,4 @@
-"""Revisited Oxford / Paris protocol (METHODS §7): Easy, Medium, Hard mAP and mP@k with junk removed."""
+"""Revisited Oxford / Paris protocol (revisited Oxford/Paris, Radenović et al., CVPR 2018): Easy, Medium, Hard mAP and mP@k with junk removed."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -29,7 +29,7 @@ class QueryTruth:
 
 
 def reference_ap(ranks: np.ndarray, n_positives: int) -> float:
-    """AP with the benchmark's interpolation (METHODS §7): Σ_i (i/r_i + (i+1)/(r_i+1)) / 2 / n_positives.
+    """AP with the benchmark's interpolation (revisited Oxford/Paris, Radenović et al., CVPR 2018): Σ_i (i/r_i + (i+1)/(r_i+1)) / 2 / n_positives.
 
     ranks: sorted 0-based ranks of the positives found; i/r_i is taken as 1 when r_i = 0.
     """

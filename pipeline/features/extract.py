@@ -1,4 +1,4 @@
-"""Multi-scale global descriptors (METHODS §1) of every image, streamed into HDF5."""
+"""Multi-scale global descriptors (GeM, Radenović et al., TPAMI 2018) of every image, streamed into HDF5."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
@@ -13,7 +13,7 @@ from pipeline.models.pooling import l2n
 
 
 def multiscale_descriptor(net: Callable[[Tensor], Tensor], images: Tensor, scales: Sequence[float]) -> Tensor:
-    """METHODS §1: describe `images` at each scale, l2n each, average, l2n again. (B,3,H,W) -> (B,D)."""
+    """GeM, Radenović et al., TPAMI 2018: describe `images` at each scale, l2n each, average, l2n again. (B,3,H,W) -> (B,D)."""
     height, width = images.shape[-2:]
     total = None
     for scale in scales:

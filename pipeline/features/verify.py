@@ -1,5 +1,5 @@
 """Cached features against the live teacher: a seeded sample of items, their cached and recomputed
-descriptors (METHODS §1, as extraction computed them), and how far apart the two are."""
+descriptors (GeM, Radenović et al., TPAMI 2018, as extraction computed them), and how far apart the two are."""
 from __future__ import annotations
 
 from collections.abc import Sequence

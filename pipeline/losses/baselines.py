@@ -1,4 +1,4 @@
-"""Baseline distillation losses in the conventions of the D3still code (METHODS §5b) and Whiten-MTD (§3)."""
+"""Baseline distillation losses in the conventions of the D3still code (the D3still code's baselines) and Whiten-MTD (§3)."""
 from __future__ import annotations
 
 import torch
@@ -42,7 +42,7 @@ def _distances(x: Tensor) -> Tensor:
 
 
 def rkd(s: Tensor, t: Tensor, distance_weight: float = 25.0, angle_weight: float = 50.0) -> Tensor:
-    """RKD (Park et al. 2019) as in METHODS §5b: distance term on mean-normalised pairwise distances
+    """RKD (Park et al. 2019) as in the D3still code's baselines: distance term on mean-normalised pairwise distances
     (smooth-L1 over all n² entries) + angle term (smooth-L1 over all n³ triplets); features not normalised."""
     d_s, d_t = _distances(s), _distances(t)
     d_s = d_s / d_s[d_s > 0].mean()
@@ -58,7 +58,7 @@ def rkd(s: Tensor, t: Tensor, distance_weight: float = 25.0, angle_weight: float
 
 
 def pkt(s: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
-    """PKT (METHODS §5b): cosine similarities mapped to [0, 1], rows normalised to sum 1 (self included);
+    """PKT (the D3still code's baselines): cosine similarities mapped to [0, 1], rows normalised to sum 1 (self included);
     mean over all n² entries of P_t log((P_t + eps) / (P_s + eps))."""
     def probabilities(x: Tensor) -> Tensor:
         c = (F.normalize(x, dim=1) @ F.normalize(x, dim=1).T + 1) / 2

@@ -1,4 +1,4 @@
-"""Contextual Similarity Distillation (CSD), METHODS §4 (Eq. 3–5 of the CSD paper)."""
+"""Contextual Similarity Distillation (CSD): Eq. 3–5 of the CSD paper."""
 from __future__ import annotations
 
 import torch
@@ -13,7 +13,7 @@ def contextual_similarities(x: Tensor, g: Tensor, neighbours: Tensor) -> Tensor:
 
 
 def csd_kl(q: Tensor, g: Tensor, neighbours: Tensor, tau_g: float = 0.01, tau_q: float = 1.0) -> Tensor:
-    """CSD KL loss (METHODS §4, default): mean_b KL(softmax(C_g/τ_g) ‖ softmax(C_q/τ_q)).
+    """CSD KL loss (CSD, default): mean_b KL(softmax(C_g/τ_g) ‖ softmax(C_q/τ_q)).
 
     q: student features (B, D); g: teacher features (B, D); neighbours: teacher features of the
     K mined neighbours (B, K, D). Returns a scalar.
@@ -24,6 +24,6 @@ def csd_kl(q: Tensor, g: Tensor, neighbours: Tensor, tau_g: float = 0.01, tau_q:
 
 
 def csd_norm(q: Tensor, g: Tensor, neighbours: Tensor, alpha: float) -> Tensor:
-    """CSD L1/L2 loss (METHODS §4, Eq. 5): mean_b (Σ_j |C_q − C_g|^α)^(1/α), α ∈ {1, 2}."""
+    """CSD L1/L2 loss (CSD, Eq. 5): mean_b (Σ_j |C_q − C_g|^α)^(1/α), α ∈ {1, 2}."""
     diff = contextual_similarities(q, g, neighbours) - contextual_similarities(g, g, neighbours)
     return torch.linalg.vector_norm(diff, ord=alpha, dim=1).mean()

@@ -1,4 +1,4 @@
-"""D3still: decoupled differential distillation for asymmetric retrieval (METHODS §5).
+"""D3still: decoupled differential distillation for asymmetric retrieval (D3still).
 
 Conventions follow the authors' code: teacher-ordered top-k lists, L_f as an l2 norm over the batch
 divided by n, both orders of every pair, the constant m in the denominator, Heaviside H(0) = 0.
@@ -24,7 +24,7 @@ def pair_differences(c: Tensor) -> Tensor:
 
 
 def d3still_terms(q: Tensor, g: Tensor, k: int = 10, m: float = 0.1) -> tuple[Tensor, Tensor, Tensor]:
-    """(L_f, L_irpd, L_crpd) of METHODS §5 (D3still Eq. 15 and the pairwise terms), computed in float64.
+    """(L_f, L_irpd, L_crpd) of D3still (D3still Eq. 15 and the pairwise terms), computed in float64.
 
     q: student (query-model) features (n, D); g: teacher (gallery-model) features (n, D).
     L_f = ‖C^g_{:,0} − C^q_{:,0}‖₂ / n; R = (Δ^q − Δ^g) / (m + |Δ^g|); pairs whose Δ^q/Δ^g
@@ -50,6 +50,6 @@ def d3still_terms(q: Tensor, g: Tensor, k: int = 10, m: float = 0.1) -> tuple[Te
 
 def d3still(q: Tensor, g: Tensor, k: int = 10, m: float = 0.1, alpha: float = 100.0, beta: float = 5.0,
             gamma: float = 1.0) -> Tensor:
-    """D3still loss L = α L_f + β L_irpd + γ L_crpd (METHODS §5); returned in q's dtype."""
+    """D3still loss L = α L_f + β L_irpd + γ L_crpd (D3still); returned in q's dtype."""
     l_f, l_irpd, l_crpd = d3still_terms(q, g, k, m)
     return (alpha * l_f + beta * l_irpd + gamma * l_crpd).to(q.dtype)

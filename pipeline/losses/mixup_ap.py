@@ -1,4 +1,4 @@
-"""Data-efficient ranking distillation: representation mixup and a listwise AP loss (METHODS §6)."""
+"""Data-efficient ranking distillation: representation mixup and a listwise AP loss (mixup ranking distillation)."""
 from __future__ import annotations
 
 import torch
@@ -63,7 +63,7 @@ def with_centre_subgradient(sums: Tensor, raw_position: Tensor, weights: Tensor,
 
 
 def soft_ap(scores: Tensor, relevance: Tensor, n_bins: int = 25, counted: Tensor | None = None) -> Tensor:
-    """Binned AP per row (METHODS §6): Σ_b Prec(b) ΔRec(b). scores, relevance: (Q, M) -> (Q,).
+    """Binned AP per row (mixup ranking distillation): Σ_b Prec(b) ΔRec(b). scores, relevance: (Q, M) -> (Q,).
 
     counted: (Q, M) 0/1, the entries that take part (default all; relevance must be 0 where it is 0).
     """
@@ -105,7 +105,7 @@ def mixup_labels(teacher_sim: Tensor, partners: Tensor, tau: float = 0.75) -> Te
 
 def mixup_ap_loss(s: Tensor, t: Tensor, rounds: int = 10, alpha: float = 1.0, tau: float = 0.75,
                   n_bins: int = 25) -> Tensor:
-    """METHODS §6 loss, averaged over R rounds of representation mixup.
+    """mixup ranking distillation loss, averaged over R rounds of representation mixup.
 
     s: student features (B, Ds); t: cached teacher features (B, Dt). Each round draws λ ~ Beta(α, α)
     and a random partner per sample, never the sample itself (torch's global generator, seeded by the training loop); mixed

@@ -1,4 +1,4 @@
-"""Batch-hard triplet loss (Hermans et al., 2017), the metric half of D3still's supervised term (METHODS §5)."""
+"""Batch-hard triplet loss (Hermans et al., 2017), the metric half of D3still's supervised term (D3still)."""
 from __future__ import annotations
 
 import torch

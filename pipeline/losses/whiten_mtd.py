@@ -1,4 +1,4 @@
-"""Whiten-MTD: multi-teacher similarity distillation over whitened teachers (METHODS §3)."""
+"""Whiten-MTD: multi-teacher similarity distillation over whitened teachers (Whiten-MTD)."""
 from __future__ import annotations
 
 import torch
@@ -27,7 +27,7 @@ def fuse_off_diagonal(teachers: Tensor, rule: str = "max-min", generator: torch.
 
 
 def fuse(teachers: Tensor, rule: str = "max-min", generator: torch.Generator | None = None) -> Tensor:
-    """Element-wise fusion F(T_1..T_K) of METHODS §3. teachers: (K, N, N) -> (N, N).
+    """Element-wise fusion F(T_1..T_K) of Whiten-MTD. teachers: (K, N, N) -> (N, N).
 
     mean; rand (each entry from a random teacher); max-min, max-mean, max-rand (diagonal: the
     maximum over teachers; off-diagonal: min, mean or a random teacher, as fuse_off_diagonal).
@@ -54,7 +54,7 @@ def row_kl(s: Tensor, t: Tensor, tau_s: float = 0.05, tau_t: float = 0.05, teach
 def whiten_mtd(s: Tensor, teachers: Tensor, rule: str = "max-min", tau_s: float = 0.05, tau_t: float = 0.05,
                both_directions: bool = True, teacher_target: bool = True,
                generator: torch.Generator | None = None) -> Tensor:
-    """Whiten-MTD loss (METHODS §3): L_row(S, F(T_k)) + L_row(Sᵀ, F(T_kᵀ)) (the second when both_directions).
+    """Whiten-MTD loss (Whiten-MTD): L_row(S, F(T_k)) + L_row(Sᵀ, F(T_kᵀ)) (the second when both_directions).
 
     s: student cross-view similarities (N, N); teachers: whitened teachers' ones (K, N, N).
     """
@@ -73,7 +73,7 @@ def contrastive(s: Tensor, tau_s: float = 0.05, both_directions: bool = True) ->
 
 def fused_nearest(anchors: Tensor, candidates: Tensor, valid: Tensor, rule: str = "mean",
                   generator: torch.Generator | None = None) -> Tensor:
-    """Each anchor's positive partner: the candidate with the highest fused teacher similarity (METHODS §3
+    """Each anchor's positive partner: the candidate with the highest fused teacher similarity (Whiten-MTD
     choice), fused by `rule` as fuse fuses pairs of distinct images.
 
     anchors: (K, n, D) l2-normalised features under K teachers; candidates: (K, n, C, D) those of each

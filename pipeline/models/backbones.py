@@ -7,7 +7,7 @@ import torchvision
 from torch import Tensor, nn
 
 from pipeline.errors import RdistillError
-from pipeline.models.pooling import GeM, l2n
+from pipeline.models.pooling import L2N, GeM, l2n
 from pipeline.models.timm_trunk import TimmTrunk, is_timm
 
 
@@ -65,9 +65,10 @@ def set_last_stride(trunk: nn.Module, arch: str, stride: int) -> None:
 
 
 class RetrievalNet(nn.Module):
-    """trunk -> GeM(p) -> optional linear -> l2-normalised descriptor (METHODS §1)."""
+    """trunk -> GeM(p) -> optional linear -> l2-normalised descriptor (GeM, Radenović et al., TPAMI 2018)."""
 
-    def __init__(self, arch: str, dim: int | None = None, p: float = 3.0, last_stride: int = 2, pool: str = "gem"):
+    def __init__(self, arch: str, dim: int | None = None, p: float = 3.0, last_stride: int = 2, pool: str = "gem",
+                 prenorm: bool = False):
         super().__init__()
         self.arch = arch
         if is_timm(arch):
@@ -84,7 +85,9 @@ class RetrievalNet(nn.Module):
             self.trunk.train()
         self.pool = GeM(p) if pool == "gem" else nn.Identity()
         channels = self._trunk_channels()
-        self.head = nn.Linear(channels, dim) if dim else nn.Identity()
+        # prenorm: the linear layer sees the l2-normalised pooled vector (a cirtorch whitening layer)
+        linear = nn.Linear(channels, dim) if dim else nn.Identity()
+        self.head = nn.Sequential(L2N(), linear) if dim and prenorm else linear
         self.dim = dim or channels
 
     def _trunk_channels(self) -> int:
@@ -99,7 +102,9 @@ class RetrievalNet(nn.Module):
         return l2n(self.head(self.pool(self.trunk(x))))
 
 
-def create(arch: str, dim: int | None = None, last_stride: int = 2, pool: str = "gem") -> RetrievalNet:
+def create(arch: str, dim: int | None = None, last_stride: int = 2, pool: str = "gem", gem_p: float = 3.0,
+           prenorm: bool = False) -> RetrievalNet:
     """A retrieval network for a torchvision architecture name or timm/<name> (last_stride 1: the last
-    downsampling removed; pool: gem, or a timm model's CLS token or own pooling)."""
-    return RetrievalNet(arch, dim, last_stride=last_stride, pool=pool)
+    downsampling removed; pool: gem, or a timm model's CLS token or own pooling; prenorm: l2n before the
+    linear layer)."""
+    return RetrievalNet(arch, dim, gem_p, last_stride=last_stride, pool=pool, prenorm=prenorm)

@@ -1,4 +1,4 @@
-"""Global descriptor maths (METHODS §1): GeM pooling and l2 normalisation as plain functions."""
+"""Global descriptor maths (GeM, Radenović et al., TPAMI 2018): GeM pooling and l2 normalisation as plain functions."""
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -16,7 +16,7 @@ def l2n(x: Tensor, eps: float = 1e-12) -> Tensor:
 
 
 class GeM(nn.Module):
-    """GeM pooling with a fixed exponent p (METHODS §1: p = 3)."""
+    """GeM pooling with a fixed exponent p (GeM, Radenović et al., TPAMI 2018: p = 3)."""
 
     def __init__(self, p: float = 3.0):
         super().__init__()
@@ -24,3 +24,10 @@ class GeM(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return gem(x, self.p)
+
+
+class L2N(nn.Module):
+    """l2 normalisation as a layer (cirtorch's whitening applies to the normalised pooled vector)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return l2n(x)

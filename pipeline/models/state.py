@@ -24,16 +24,23 @@ def load_state_dict(path: str | Path) -> dict:
     return state
 
 
+def named(keys: list[str], limit: int = 4) -> str:
+    """Up to `limit` keys and how many more."""
+    shown = ", ".join(repr(k) for k in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
 def load_strict(module: nn.Module, state: dict, source: str) -> None:
-    """load_state_dict(strict) whose error names the first mismatching key."""
+    """load_state_dict(strict) whose error names the unmatched keys (missing, unexpected, or of another shape)."""
     own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    if missing or extra:
+        parts = ([f"{len(missing)} key(s) of {type(module).__name__} missing ({named(missing)})"] if missing else []) + \
+                ([f"{len(extra)} unexpected ({named(extra)})"] if extra else [])
+        raise RdistillError(f"{source}: {'; '.join(parts)} (another architecture, or a layout rdistill does not read)")
     for key in own:
-        if key not in state:
-            raise RdistillError(f"{source}: missing key {key!r} for {type(module).__name__}")
         if tuple(state[key].shape) != tuple(own[key].shape):
             raise RdistillError(f"{source}: key {key!r} has shape {tuple(state[key].shape)}, "
                                 f"expected {tuple(own[key].shape)}")
-    extra = [k for k in state if k not in own]
-    if extra:
-        raise RdistillError(f"{source}: unexpected key {extra[0]!r} (wrong architecture?)")
     module.load_state_dict(state)

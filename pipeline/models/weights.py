@@ -1,6 +1,7 @@
 """Loading network weights without ever downloading: local state_dicts and the local torch cache."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -10,14 +11,68 @@ from torch import nn
 from pipeline.errors import RdistillError
 from pipeline.io import atomic_path
 from pipeline.models.backbones import RetrievalNet, create, trunk_of
+from pipeline.models.checkpoints import from_cirtorch, is_cirtorch, unwrapped
+from pipeline.models.pooling import GeM
 from pipeline.models.state import load_state_dict, load_strict
 from pipeline.models.timm_trunk import TimmTrunk, cached_pretrained, load_timm_weights, timm_state
+
+log = logging.getLogger(__name__)
+
+
+GEM_P = "pool.p"  # a teacher file's learned GeM exponent, stored only when it is not 3
+
+
+def network_state(net: RetrievalNet) -> dict:
+    """A network's state dict as teacher files hold it: its GeM exponent added when learned (not 3)."""
+    state = net.state_dict()
+    if isinstance(net.pool, GeM) and net.pool.p != 3.0:
+        state[GEM_P] = torch.tensor([net.pool.p])
+    return state
+
+
+def network_from_state(state: dict, arch: str, dim: int | None, pool: str, source: str) -> RetrievalNet:
+    """A RetrievalNet filled from rdistill keys (a linear layer after an l2n when the keys say so, a learned
+    GeM exponent); `dim` None takes the linear layer's from the state."""
+    state = dict(state)
+    p = state.pop(GEM_P, None)
+    prenorm = "head.1.weight" in state
+    head = state.get("head.1.weight" if prenorm else "head.weight")
+    if dim is None and head is not None:
+        dim = int(head.shape[0])
+    net = create(arch, dim, pool=pool, gem_p=3.0 if p is None else float(p.reshape(-1)[0]), prenorm=prenorm)
+    load_strict(net, state, source)
+    return net
 
 
 def load_network(path: str | Path, arch: str, dim: int | None, pool: str = "gem") -> RetrievalNet:
     """A RetrievalNet of `arch` (+ linear to `dim`, pooled by `pool`) filled from the state_dict file at `path`."""
+    return network_from_state(load_state_dict(path), arch, dim, pool, str(path))
+
+
+def pretrained_network(arch: str, dim: int | None, pool: str, weights: str) -> RetrievalNet:
+    """A teacher from its `weights`: a retrieval checkpoint (rdistill's, or cirtorch's with its learned GeM p
+    and whitening layer; wrappers and a `module.` prefix unwrapped), a classifier's or timm state dict, or a
+    torchvision weights name from the local cache. One line says what a retrieval checkpoint brought."""
+    path = Path(weights)
+    if not (path.suffix in (".pt", ".pth", ".bin", ".tar", ".safetensors") or path.exists()):
+        net = create(arch, dim, pool=pool)
+        load_pretrained(net, weights)
+        return net
+    state = unwrapped(timm_state(path))
+    if is_cirtorch(state):
+        retrieval = from_cirtorch(state)
+        if dim is not None and retrieval.whiten_dim != dim:
+            raise RdistillError(f"{path}: its whitening layer gives {retrieval.whiten_dim or 'no'} dimensions, not "
+                                f"the teacher's dim {dim}; leave dim unset to use the checkpoint's own")
+        log.info("%s: a retrieval checkpoint: GeM p = %s, %s", path,
+                 "3 (none learned)" if retrieval.gem_p is None else f"{retrieval.gem_p:.4g} (learned)",
+                 f"its whitening layer to {retrieval.whiten_dim} dimensions" if retrieval.whiten_dim else "no whitening layer")
+        p = {} if retrieval.gem_p is None else {GEM_P: torch.tensor([retrieval.gem_p])}
+        return network_from_state({**retrieval.state, **p}, arch, None, pool, str(path))
+    if any(k.startswith("trunk.") for k in state):
+        return network_from_state(state, arch, dim, pool, str(path))
     net = create(arch, dim, pool=pool)
-    load_strict(net, load_state_dict(path), str(path))
+    load_pretrained(net, weights, state)
     return net
 
 
@@ -52,21 +107,24 @@ def cached_torchvision_state(weights_name: str) -> dict:
     return load_state_dict(cached)
 
 
-def load_pretrained(net: RetrievalNet, weights: str) -> None:
+def load_pretrained(net: RetrievalNet, weights: str, state: dict | None = None) -> None:
     """Fill `net` from a RetrievalNet state_dict, a classifier state_dict file, or a cached torchvision name;
-    a timm trunk from a .safetensors / .pt file or (`pretrained`) the local Hugging Face cache."""
+    a timm trunk from a .safetensors / .pt file or (`pretrained`) the local Hugging Face cache (`state`: the
+    file's state dict, when already read)."""
     if isinstance(net.trunk, TimmTrunk):
         path = cached_pretrained(net.trunk, net.arch) if weights == "pretrained" else Path(weights)
-        if not path.is_file():
+        if state is None and not path.is_file():
             raise RdistillError(f"{path}: weights file not found")
-        state = timm_state(path)
+        state = unwrapped(timm_state(path)) if state is None else state
         if any(k.startswith("trunk.") for k in state):
             load_strict(net, state, str(path))
         else:
             load_timm_weights(net.trunk, state, str(path))
         return
-    if Path(weights).suffix in (".pt", ".pth") or Path(weights).exists():
-        state, source = load_state_dict(weights), weights
+    if state is not None:
+        source = weights
+    elif Path(weights).suffix in (".pt", ".pth") or Path(weights).exists():
+        state, source = unwrapped(load_state_dict(weights)), weights
     else:
         state, source = cached_torchvision_state(weights), weights
     if any(k.startswith("trunk.") for k in state):

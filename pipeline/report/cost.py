@@ -15,7 +15,7 @@ from pipeline.features.extract import multiscale_descriptor
 @torch.inference_mode()
 def model_cost(net: nn.Module, image_size: int, scales: Sequence[float], batch: int = 16, repeats: int = 5) -> dict:
     """Parameters (millions), GFLOPs per image (torch's FLOP counter, one image at every scale, as the
-    descriptor is computed: METHODS §1) and ms per image (the median of `repeats` timed batches, CPU)."""
+    descriptor is computed: GeM, Radenović et al., TPAMI 2018) and ms per image (the median of `repeats` timed batches, CPU)."""
     net = net.eval().cpu()
     one = torch.randn(1, 3, image_size, image_size)
     with FlopCounterMode(display=False) as counter:

@@ -52,7 +52,7 @@ def lr_factor(step: int, recipe: Recipe, steps_per_epoch: int) -> float:
         return cosine_lr(step, total)
     if recipe.schedule == "linear":
         return max(0.0, 1.0 - step / max(total, 1))
-    if recipe.schedule == "exp":  # METHODS §6: × exp(−0.01 · epoch)
+    if recipe.schedule == "exp":  # mixup ranking distillation: × exp(−0.01 · epoch)
         return math.exp(-0.01 * (step // steps_per_epoch))
     return 1.0
 
@@ -218,7 +218,7 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
         barrier()
         if on_epoch and epoch + 1 < recipe.epochs:
             on_epoch(record)
-    if average is not None:  # METHODS §6: the final student averages the weights of the chosen epochs
+    if average is not None:  # mixup ranking distillation: the final student averages the weights of the chosen epochs
         net.load_state_dict(average.module.state_dict())
     # Short runs from scratch leave BatchNorm running statistics lagging behind the weights
     # (MobileNetV3 uses momentum 0.01): re-estimate them over the training images once.

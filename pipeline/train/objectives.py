@@ -115,7 +115,7 @@ def build_objective(method: str, settings, targets: CachedTargets, temperature: 
 
 @register("csd")
 class CSDObjective(nn.Module):
-    """CSD against cached whitened teacher features and cached neighbours (METHODS §4)."""
+    """CSD against cached whitened teacher features and cached neighbours (CSD)."""
 
     def __init__(self, settings, targets: CachedTargets, temperature: float):
         super().__init__()
@@ -155,52 +155,52 @@ class TeacherFeatureObjective(nn.Module):
 
 @register("fitnet")
 def fitnet_objective(settings, targets: CachedTargets, temperature: float) -> nn.Module:
-    """FitNet / L2 regression to the whitened teacher (METHODS §5b)."""
+    """FitNet / L2 regression to the whitened teacher (the D3still code's baselines)."""
     return TeacherFeatureObjective(targets, fitnet, settings.weight)
 
 
 @register("pair")
 def pair_objective(settings, targets: CachedTargets, temperature: float) -> nn.Module:
-    """D3still's pairwise similarity baseline L_pair (METHODS §5b)."""
+    """D3still's pairwise similarity baseline L_pair (the D3still code's baselines)."""
     return TeacherFeatureObjective(targets, pair_loss, settings.weight)
 
 
 @register("second_order")
 def second_order_objective(settings, targets: CachedTargets, temperature: float) -> nn.Module:
-    """Pairwise + second-order similarity (RAML-style, METHODS §5b)."""
+    """Pairwise + second-order similarity (RAML-style, the D3still code's baselines)."""
     p = settings
     return TeacherFeatureObjective(targets, lambda q, g: second_order(q, g, p.lambda_1, p.lambda_2), p.weight)
 
 
 @register("rkd")
 def rkd_objective(settings, targets: CachedTargets, temperature: float) -> nn.Module:
-    """Relational KD, distance + angle (METHODS §5b)."""
+    """Relational KD, distance + angle (the D3still code's baselines)."""
     return TeacherFeatureObjective(targets, rkd, settings.weight)
 
 
 @register("pkt")
 def pkt_objective(settings, targets: CachedTargets, temperature: float) -> nn.Module:
-    """Probabilistic knowledge transfer (METHODS §5b)."""
+    """Probabilistic knowledge transfer (the D3still code's baselines)."""
     return TeacherFeatureObjective(targets, pkt, settings.weight)
 
 
 @register("mixup_ap")
 def mixup_ap_objective(settings, targets: CachedTargets, temperature: float) -> nn.Module:
-    """Data-efficient ranking distillation: mixup + listwise AP loss (METHODS §6)."""
+    """Data-efficient ranking distillation: mixup + listwise AP loss (mixup ranking distillation)."""
     p = settings
     return TeacherFeatureObjective(targets, lambda q, g: mixup_ap_loss(q, g, p.rounds, p.alpha, p.tau, p.n_bins))
 
 
 @register("d3still")
 def d3still_objective(settings, targets: CachedTargets, temperature: float) -> nn.Module:
-    """D3still, alpha L_f + beta L_irpd + gamma L_crpd (METHODS §5); its recipe adds the supervised term."""
+    """D3still, alpha L_f + beta L_irpd + gamma L_crpd (D3still); its recipe adds the supervised term."""
     p = settings
     return TeacherFeatureObjective(targets, lambda q, g: d3still(q, g, p.k, p.m, p.alpha, p.beta, p.gamma))
 
 
 @register("ed")
 class EmbeddingDistillation(nn.Module):
-    """Embedding Distillation over every teacher: mean_k ‖s − t_k‖² (Whiten-MTD baseline, METHODS §3)."""
+    """Embedding Distillation over every teacher: mean_k ‖s − t_k‖² (Whiten-MTD baseline, Whiten-MTD)."""
 
     def __init__(self, settings, targets: CachedTargets, temperature: float):
         super().__init__()
@@ -226,7 +226,7 @@ class PairObjective(nn.Module):
 
 @register("whiten_mtd")
 class WhitenMTDObjective(PairObjective):
-    """Whiten-MTD: KL between the student's and the fused teachers' cross-view similarities (METHODS §3)."""
+    """Whiten-MTD: KL between the student's and the fused teachers' cross-view similarities (Whiten-MTD)."""
 
     def __init__(self, settings, targets: CachedTargets, temperature: float):
         super().__init__(targets)
@@ -240,7 +240,7 @@ class WhitenMTDObjective(PairObjective):
 
 @register("contrastive")
 class ContrastiveObjective(nn.Module):
-    """Contrastive baseline: Whiten-MTD with Q = I, no teacher (METHODS §3)."""
+    """Contrastive baseline: Whiten-MTD with Q = I, no teacher (Whiten-MTD)."""
 
     def __init__(self, settings, targets: CachedTargets, temperature: float):
         super().__init__()

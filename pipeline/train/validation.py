@@ -1,5 +1,5 @@
 """Validation mAP while a network trains: the held-out `val` rows described and scored as `evaluate` scores
-them (each validation image a query against the others, class protocol, METHODS §7)."""
+them (each validation image a query against the others, class protocol, revisited Oxford/Paris, Radenović et al., CVPR 2018)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

@@ -1,4 +1,4 @@
-"""PCA whitening learned per teacher on the training split (METHODS §2)."""
+"""PCA whitening learned per teacher on the training split (Whiten-MTD, supplementary)."""
 from __future__ import annotations
 
 import warnings
@@ -8,7 +8,7 @@ import numpy as np
 
 from pipeline.errors import RdistillError
 
-CLAMP_RATIO = 1e-5  # eigenvalues below max(λ)·1e-5 are clamped up to it (METHODS §2)
+CLAMP_RATIO = 1e-5  # eigenvalues below max(λ)·1e-5 are clamped up to it (Whiten-MTD, supplementary)
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Whitening:
 
 
 class MomentAccumulator:
-    """Mean and covariance of rows fed block by block, in float64 (METHODS §2: b and Σ).
+    """Mean and covariance of rows fed block by block, in float64 (Whiten-MTD, supplementary: b and Σ).
 
     Each block's own mean and centred scatter are merged with the running ones (Chan, Golub and
     LeVeque's pairwise update), so memory is one block plus two D×D matrices, and a single block
@@ -51,12 +51,12 @@ class MomentAccumulator:
         self.count = total
 
     def covariance(self) -> np.ndarray:
-        """Σ = scatter / M (population covariance, as METHODS §2)."""
+        """Σ = scatter / M (population covariance, as Whiten-MTD, supplementary)."""
         return self.scatter / self.count
 
 
 def learn_pca(z: np.ndarray, n_components: int, power: float = 0.5) -> Whitening:
-    """METHODS §2: b = mean(z), Σ = (z−b)ᵀ(z−b)/M, W = diag(λ_1..c)^(−power) U[:, :c]ᵀ.
+    """Whiten-MTD, supplementary: b = mean(z), Σ = (z−b)ᵀ(z−b)/M, W = diag(λ_1..c)^(−power) U[:, :c]ᵀ.
 
     z: (M, D) l2-normalised training features, in memory. `learn_pca_blocks` does the same from blocks.
     """
@@ -80,7 +80,7 @@ def learn_pca_blocks(blocks, n_components: int, power: float = 0.5) -> Whitening
 
 
 def pca_from_moments(mean: np.ndarray, cov: np.ndarray, m: int, n_components: int, power: float) -> Whitening:
-    """The whitening of METHODS §2 from the training mean b (D,) and covariance Σ (D, D) of M images."""
+    """The whitening of Whiten-MTD, supplementary from the training mean b (D,) and covariance Σ (D, D) of M images."""
     eigenvalues, eigenvectors = np.linalg.eigh(cov)
     order = np.argsort(eigenvalues)[::-1]
     eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
@@ -107,7 +107,7 @@ def apply_whitening(w: Whitening, z: np.ndarray, batch: int = 65536) -> np.ndarr
 
 
 def angle_statistics(features, n_pairs: int = 20000, seed: int = 0) -> dict:
-    """Cosines of random pairs vs the isotropic sin^(n−2)θ law of whitened features (METHODS §2 check).
+    """Cosines of random pairs vs the isotropic sin^(n−2)θ law of whitened features (Whiten-MTD, supplementary check).
 
     features: an (M, D) array or a rows reader (pipeline.data.rows; only the sampled rows are read).
     Returns the sample's mean and variance of cos θ and the law's (0 and 1/n for n dimensions).

@@ -100,3 +100,14 @@ def test_an_imported_teacher_runs_through_the_stages_and_verify_notices_a_change
     text, failure = verify("dino", Path("params.yaml"))
     assert "the source changed" in text
     assert failure.startswith(f"teacher dino: {tmp_path / 'dino.npy'} is not the file imported (sha256 ")
+    # a teammate's machine without the source: the cache's own rows are checked, and verify passes
+    (tmp_path / "dino.npy").unlink()
+    text, failure = verify("dino", Path("params.yaml"))
+    assert failure is None and "is not on this machine" in text and "60 rows are complete and finite" in text
+    assert json.loads((tmp_path / "metrics/verify/dino.json").read_text())["source_present"] is False
+    # ... and a cache damaged since it was pulled is refused there too
+    import h5py
+    with h5py.File(tmp_path / "data/features/dino.h5", "r+") as f:
+        f["features"][7] = np.nan
+    with pytest.raises(RdistillError, match="NaN"):
+        verify("dino", Path("params.yaml"))

@@ -158,13 +158,13 @@ def test_ranks_wait_for_each_other_as_long_as_the_parameter_says(monkeypatch):
     import datetime
 
     import pipeline.distributed as distributed
-    from pipeline.params import DistributedParams
+    from pipeline.params import RuntimeParams
 
     joined = {}
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
     monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend, **kw: joined.update(backend=backend, **kw))
-    distributed.init_from_env(DistributedParams().timeout_minutes)
+    distributed.init_from_env(RuntimeParams().timeout_minutes)
     assert joined["timeout"] == datetime.timedelta(minutes=120) > datetime.timedelta(minutes=10)  # torch's default
     distributed.init_from_env(5.5)
     assert joined["timeout"] == datetime.timedelta(minutes=5, seconds=30)
