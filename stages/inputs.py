@@ -37,7 +37,9 @@ def images_fingerprint(params: Params, memo: DigestMemo) -> dict:
     from stages.prepare import gather, portable_ids
     rows, roots = gather(p, params.seed)
     ids = portable_ids(rows.paths, roots, image_roots(p))
-    stamps = memo.digests(rows.paths, "image")
+    folders = image_roots(p)
+    stamps = memo.digests(rows.paths, lambda i: f"row {i} ({ids[i]}) under {roots[i] or 'data/prepared'} "
+                                                f"({folders.get(roots[i], 'data/prepared')} on this machine)")
     cameras = rows.cameras or [""] * len(ids)
     bboxes = rows.bboxes or [None] * len(ids)
     lines = (f"{root}\t{i}\t{label}\t{split}\t{camera}\t{bbox or ''}\t{size}\t{md5}" for root, i, label, split, camera,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from pipeline.errors import RdistillError
@@ -41,16 +41,16 @@ class DigestMemo:
         self.db.commit()
         self.db.close()
 
-    def digests(self, paths: Iterable[str | Path], what: str = "file") -> list[tuple[int, str]]:
-        """(size, md5) of every file; a missing one is an error naming it."""
+    def digests(self, paths: Iterable[str | Path], name: Callable[[int], str] | None = None) -> list[tuple[int, str]]:
+        """(size, md5) of every file; a missing one is an error naming it (`name(i)`: how to name the i-th)."""
         known = {row[0]: row[1:] for row in self.db.execute("SELECT path, size, mtime, inode, md5 FROM files")}
         out, fresh = [], []
-        for path in paths:
+        for i, path in enumerate(paths):
             key = os.path.abspath(path)
             try:
                 st = os.stat(key)
             except OSError as exc:
-                raise RdistillError(f"{path}: {what} not found ({exc.strerror})") from None
+                raise RdistillError(f"{name(i) + ': ' if name else ''}{path}: {exc.strerror}") from None
             stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
             memo = known.get(key)
             if memo is None or tuple(memo[:3]) != stamp:
