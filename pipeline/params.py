@@ -90,6 +90,9 @@ class TeacherSpec(Section):
     """optional linear layer after GeM"""
     image_size: PositiveInt = 512
     """longer image side fed to the network (real photos: 512 to 1024; the digits demo: 32)"""
+    init: str = "none"
+    """weights: train only: the weights fitting starts from (D3still's gallery network: ImageNet ResNet-101),
+    in the forms train.student.init takes; none: random"""
 
 
 class TeacherParams(Section):
@@ -168,6 +171,11 @@ class StudentArch(Section):
     """1: the last downsampling removed, a final map twice as large (D3still)"""
     random_erasing: float = Field(0.0, ge=0, lt=1)
     """probability of erasing a random box of a training input (D3still: 0.5)"""
+    init: str = "none"
+    """the weights it starts from: none (random) | a torchvision weights name (ResNet18_Weights.IMAGENET1K_V1) or
+    `pretrained` (timm), from the local caches only | a checkpoint file (.pt, .pth, .safetensors: torchvision,
+    timm, cirtorch or EfficientNet-PyTorch layouts, wrappers unwrapped); its classifier is left out and the
+    embedding layer is new, initialised from the training seed"""
 
 
 Share = Annotated[float, Field(gt=0, le=1)]  # a share of training, in (0, 1]
@@ -356,8 +364,10 @@ class TrainParams(Section):
         return seeds
 
     preset: Literal["custom", "paper"] = "custom"
-    """custom: the settings below | paper: every method's settings and recipe are its paper's (its paper's training section, the
-    defaults); train.override and the changes under train.<method> are then not used (a student's own recipe is)"""
+    """custom: the settings below | paper: every method's settings and recipe are its paper's (each paper's training
+    section, the defaults), and students start from ImageNet weights (train.student.init none becomes the arch's
+    torchvision default weights, or timm's `pretrained`, from the local caches); train.override and the changes
+    under train.<method> are then not used (a student's own recipe is)"""
     student: StudentArch = StudentArch()
     """the student network, shared by every student"""
     sync_bn: bool = True

@@ -1,7 +1,8 @@
 """Stage `inputs`: fingerprints of what the pipeline reads from outside the repository, so that `dvc repro`
 sees a change to them: data/inputs/images.json (every listed image and the list itself: ids, labels,
-splits, each file's size and md5) for `prepare`, data/inputs/teachers/T.json (a teacher's weights or
-imported feature files) for that teacher's stages.
+splits, each file's size and md5) for `prepare`, data/inputs/teachers/T.json (a teacher's weights, the
+start it is fine-tuned from, or its imported feature files) for that teacher's stages, and
+data/inputs/student.json (train.student.init) for the students' training.
 
 It runs at every `dvc repro` (always_changed) and rewrites a file only when the content changed. Its
 outputs are committed to git, not cached: a teammate whose files are the same, wherever they lie,
@@ -49,11 +50,10 @@ def images_fingerprint(params: Params, memo: DigestMemo) -> dict:
             "ground_truth_sha256": rows_digest([json.dumps(rows.ground_truth, sort_keys=True)])}
 
 
-def teacher_fingerprint(spec, memo: DigestMemo, committed: dict | None) -> dict:
-    """A teacher's weights or imported feature files by content; a file absent here keeps the committed entry."""
+def files_fingerprint(values: dict[str, str | None], memo: DigestMemo, committed: dict | None) -> dict:
+    """Named files by content (other values as they are); a file absent here keeps the committed entry."""
     out = {}
-    for key in ("weights", "features", "ids"):
-        value = getattr(spec, key)
+    for key, value in values.items():
         if value is None or not names_file(value):
             out[key] = value
         elif Path(value).is_file():
@@ -95,8 +95,12 @@ def inputs(params_path: Path) -> str:
         changed = ["images"] if write_if_changed(layout.INPUTS / "images.json", images) else []
         for name, spec in params.teachers.items():
             path = layout.teacher_inputs(name)
-            if write_if_changed(path, teacher_fingerprint(spec, memo, read_committed(path))):
+            files = {key: getattr(spec, key) for key in ("weights", "features", "ids", "init")}
+            if write_if_changed(path, files_fingerprint(files, memo, read_committed(path))):
                 changed.append(name)
+        student = layout.INPUTS / "student.json"
+        if write_if_changed(student, files_fingerprint({"init": params.train.student.init}, memo, read_committed(student))):
+            changed.append("student")
         hashed = memo.hashed
     folder = layout.teacher_inputs("x").parent
     for stale in folder.glob("*.json"):

@@ -9,9 +9,9 @@ import torch
 from pipeline import layout
 from pipeline.data.cache import DecodedCache
 from pipeline.data.dataset import ImageListDataset, make_loader, train_transform
-from pipeline.io import atomic_path, write_json
+from pipeline.io import atomic_path, sha256_file, write_json
 from pipeline.models.backbones import create
-from pipeline.models.weights import network_state, pretrained_network
+from pipeline.models.weights import initialise, names_file, network_state, pretrained_network
 from pipeline.params import Recipe, load_params
 from pipeline.scratch import ChunkStore
 from pipeline.runtime import describe_device, device, seed_everything
@@ -41,6 +41,7 @@ def teacher(name: str, params_path: Path) -> None:
     history = []
     if spec.weights == "train":
         net = create(spec.arch, spec.dim, pool=spec.pool)
+        start = initialise(net, spec.init)
         image_list, list_sha = prepared_list(params)
         rows = image_list.train_rows()
         labels, n_classes = class_indices(image_list, rows, f"training teacher {name}")
@@ -52,10 +53,16 @@ def teacher(name: str, params_path: Path) -> None:
         loader = make_loader(dataset, p.batch_size, params.runtime.workers, shuffle=True, seed=params.seed,
                              drop_last=len(rows) % p.batch_size == 1)
         objective = ClassificationObjective(n_classes, net.dim, p.temperature)
-        log.warning("teacher %s: weights: train fits %s from random weights on %d images, %d classes; on real photos "
-                    "name pretrained weights instead (teachers.%s.weights)", name, spec.arch, len(rows), n_classes, name)
+        if spec.init == "none":
+            log.warning("teacher %s: weights: train fits %s from random weights on %d images, %d classes; on real "
+                        "photos name pretrained weights (teachers.%s.weights) or a start (teachers.%s.init)", name,
+                        spec.arch, len(rows), n_classes, name, name)
+        else:
+            log.info("teacher %s: fine-tuning %s on %d images, %d classes; %s", name, spec.arch, len(rows), n_classes, start)
         recipe = Recipe(lr=p.lr, weight_decay=p.weight_decay, epochs=p.epochs, batch_size=p.batch_size)
-        store = ChunkStore(layout.scratch("teacher", name), {"spec": spec.model_dump(), "recipe": recipe.model_dump(),
+        init_sha = sha256_file(spec.init) if names_file(spec.init) else None
+        store = ChunkStore(layout.scratch("teacher", name), {"spec": spec.model_dump(), "init_sha256": init_sha,
+                                                              "recipe": recipe.model_dump(),
                                                               "temperature": p.temperature, "eval_every": p.eval_every,
                                                               "seed": params.seed, "list_sha256": list_sha,
                                                               "device": describe_device(device())})

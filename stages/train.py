@@ -14,12 +14,12 @@ import torch
 from pipeline import layout
 from pipeline.data.h5 import read_arrays
 from pipeline.distributed import init_from_env, is_main, main_first, rank_and_world
-from pipeline.io import atomic_path, write_json
+from pipeline.io import atomic_path, sha256_file, write_json
 from pipeline.methods import METHODS
 from pipeline.errors import RdistillError
 from pipeline.models.backbones import create
 from pipeline.models.state import load_state_dict
-from pipeline.models.weights import save_student
+from pipeline.models.weights import initialise, names_file, paper_init, save_student
 from pipeline.params import load_params
 from pipeline.provenance import library_versions, source_sha256
 from pipeline.runtime import describe_device, device, seed_everything
@@ -61,6 +61,8 @@ def train(name: str, params_path: Path) -> None:
         labels, n_classes = class_indices(image_list, rows, f"student {name} ({spec.method})")
     else:
         labels, n_classes = image_list.labels, 0
+    init = paper_init(p.student.arch) if p.preset == "paper" and p.student.init == "none" else p.student.init
+    init_sha = sha256_file(init) if names_file(init) else None  # a replaced file retrains the students it starts
     teacher_shas = [read_arrays(layout.whitened_features(t), [])[1].get("weights_sha256") for t in spec.teachers]
     # Everything a trained network depends on but its seed (the code and libraries included): a student
     # trained earlier is reused only while it holds.
@@ -68,17 +70,20 @@ def train(name: str, params_path: Path) -> None:
               "settings": settings.model_dump(), "student": p.student.model_dump(), "temperature": p.temperature,
               "sync_bn": p.sync_bn, "seed": params.seed, "eval_every": p.eval_every,
               "validation": [params.evaluate.scales, params.evaluate.batch_size], "list_sha256": list_sha, "teacher_sha256": teacher_shas,
-              "source_sha256": source_sha256(), "versions": library_versions(), "device": describe_device(device())}
+              "source_sha256": source_sha256(), "versions": library_versions(), "device": describe_device(device()),
+              "init": [init, init_sha]}
     store = main_first(lambda: ChunkStore(layout.scratch("train", name), {  # checkpoints of another device are not resumed
         "params": params.model_dump(exclude={"train": {"seeds"}, "runtime": True}),
         "list_sha256": list_sha,
-        "teacher_sha256": teacher_shas, "device": inputs["device"]}))
+        "teacher_sha256": teacher_shas, "device": inputs["device"], "init_sha256": init_sha}))
     targets, attrs = load_targets(spec.teachers, list_sha, len(image_list), n_classes, store.file("targets.npy"))
     n_views, rank_world = attrs.get("views", 1), rank_and_world()
+    if init != "none":  # refused here, in one line, before any seed trains (a name missing from the local caches)
+        initialise(create(p.student.arch, targets.dim, p.student.last_stride, p.student.pool), init)
     partners = partners_of(pairs, targets, spec.teachers, teacher_shas, list_sha, rows,
                            getattr(settings, "fusion", "mean"), params.seed)  # contrastive fuses nothing: the mean
     check_batch(name, spec.method, recipe.batch_size, len(rows), rank_world[1], getattr(settings, "k", 2))
-    checkpoint_record = {"arch": p.student.arch, "dim": targets.dim, "image_size": p.student.image_size,
+    checkpoint_record = {"arch": p.student.arch, "dim": targets.dim, "image_size": p.student.image_size, "init": init,
               "last_stride": p.student.last_stride, "pool": p.student.pool,
               "method": spec.method, "teacher": spec.gallery, "teachers": spec.teachers}
     validate = validation_scorer(image_list, p.student.image_size, params.evaluate.scales,
@@ -98,6 +103,7 @@ def train(name: str, params_path: Path) -> None:
             continue
         seed_everything(seed)
         net = create(p.student.arch, targets.dim, p.student.last_stride, p.student.pool)
+        log.info("student %s seed %d starts from %s", name, seed, initialise(net, init))
         objective = build_objective(spec.method, settings, targets, p.temperature,
                                     recipe.supervised_weight, recipe.supervised, recipe.triplet_margin)
         loader = training_loader(image_list.paths, labels, rows, n_views, attrs.get("seed", params.seed),
@@ -129,7 +135,8 @@ def train(name: str, params_path: Path) -> None:
             torch.save(trained, tmp)
     first = params.training_seeds()[0]
     write_json(layout.metrics("train", name), {
-        "method": spec.method, "teachers": spec.teachers, "arch": p.student.arch, "recipe": recipe.model_dump(),
+        "method": spec.method, "teachers": spec.teachers, "arch": p.student.arch, "init": init,
+        "recipe": recipe.model_dump(),
         "seeds": list(histories), "seconds_per_epoch": float(np.mean([r["seconds"] for h in histories.values() for r in h])),
         "history": histories[first], "history_by_seed": {str(s): h for s, h in histories.items()}})
     write_json(layout.plot("loss", name, ".json"), {"loss": [{"epoch": r["epoch"], "loss": r["loss"]} for r in histories[first]]})

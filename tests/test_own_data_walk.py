@@ -189,6 +189,15 @@ def test_own_photos_shared_over_ssh_from_two_clones(tmp_path, ssh_remote):
     assert {"teacher@r18b", "extract@r18b", "whiten@r18b"} <= rerun
     assert not rerun & {"prepare", "teacher@r18", "extract@r18", "train@csd"}
 
+    # Students that start from a checkpoint retrain, and only they, when it is replaced.
+    params = yaml.safe_load((a / "params.yaml").read_text())
+    params["train"]["student"]["init"] = str(models / "student-start.pth")
+    write_checkpoint(models / "student-start.pth", seed=11)
+    (a / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert "train@csd" in repro(a)
+    write_checkpoint(models / "student-start.pth", seed=12)
+    assert repro(a) == ALWAYS | {"train@csd", "evaluate@csd", "export@csd", "report"}
+
     # Workers, memory budgets and timeouts change no output: nothing reruns.
     params = yaml.safe_load((a / "params.yaml").read_text())
     params["runtime"] = {"workers": 1, "image_cache_mb": 64, "timeout_minutes": 30}

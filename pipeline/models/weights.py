@@ -11,7 +11,7 @@ from torch import nn
 from pipeline.errors import RdistillError
 from pipeline.io import atomic_path
 from pipeline.models.backbones import RetrievalNet, create, trunk_of
-from pipeline.models.checkpoints import from_cirtorch, is_cirtorch, unwrapped
+from pipeline.models.checkpoints import by_order, from_cirtorch, is_cirtorch, is_efficientnet_pytorch, unwrapped
 from pipeline.models.pooling import GeM
 from pipeline.models.state import load_state_dict, load_strict
 from pipeline.models.timm_trunk import TimmTrunk, cached_pretrained, load_timm_weights, timm_state
@@ -54,7 +54,7 @@ def pretrained_network(arch: str, dim: int | None, pool: str, weights: str) -> R
     and whitening layer; wrappers and a `module.` prefix unwrapped), a classifier's or timm state dict, or a
     torchvision weights name from the local cache. One line says what a retrieval checkpoint brought."""
     path = Path(weights)
-    if not (path.suffix in (".pt", ".pth", ".bin", ".tar", ".safetensors") or path.exists()):
+    if not names_file(weights):
         net = create(arch, dim, pool=pool)
         load_pretrained(net, weights)
         return net
@@ -105,6 +105,60 @@ def cached_torchvision_state(weights_name: str) -> dict:
         raise RdistillError(f"weights {weights_name!r}: not in the local torch cache ({cached}); "
                             f"rdistill never downloads, place the file there or give a state_dict path")
     return load_state_dict(cached)
+
+
+CLASSIFIERS = ("fc.", "classifier.", "head.", "_fc.", "whiten.", "pool.p")  # what a start leaves out, for the log
+
+
+def names_file(weights: str) -> bool:
+    """Whether `weights` names a checkpoint file rather than a torchvision name or `pretrained`."""
+    path = Path(weights)
+    return path.suffix in (".pt", ".pth", ".bin", ".tar", ".safetensors") or path.exists()
+
+
+def initialise(net: RetrievalNet, init: str) -> str:
+    """Fill a new network's trunk from `init` (a checkpoint file of any layout rdistill reads, a torchvision
+    weights name from the local cache, or `pretrained` for timm models): the classifier, a whitening layer
+    and a learned GeM p are left out, and the embedding layer keeps the initialisation it was created with
+    (the training seed's). Returns one line naming what was loaded, dropped and newly initialised."""
+    new = [k for k in net.state_dict() if not k.startswith("trunk.")]
+    if init == "none":
+        return "random initialisation"
+    loaded = len((net.trunk.model if isinstance(net.trunk, TimmTrunk) else net.trunk).state_dict())
+    if not names_file(init):
+        load_pretrained(net, init)
+        return f"{loaded} trunk tensors from {init}; new: {', '.join(new) or 'none'}"
+    path = Path(init)
+    state = unwrapped(timm_state(path))
+    if is_cirtorch(state):
+        state = from_cirtorch(state).state
+    if isinstance(net.trunk, TimmTrunk) and is_efficientnet_pytorch(state):
+        state = by_order(state, trunk_model_state(net), str(path))
+    dropped = [k for k in state if k.startswith(CLASSIFIERS) or (k.startswith("head") and "trunk." not in k)]
+    if any(k.startswith("trunk.") for k in state):
+        dropped = [k for k in state if not k.startswith("trunk.")]
+        load_strict(net.trunk, {k.removeprefix("trunk."): v for k, v in state.items() if k.startswith("trunk.")},
+                    str(path))
+    else:
+        load_pretrained(net, init, state)
+    return f"{loaded} trunk tensors from {path}; dropped: {', '.join(dropped) or 'none'}; new: {', '.join(new) or 'none'}"
+
+
+def trunk_model_state(net: RetrievalNet) -> dict:
+    """The timm model's own state dict names, classifier included (what a full timm checkpoint lists)."""
+    import timm
+    return timm.create_model(net.arch.removeprefix("timm/"), pretrained=False).state_dict()
+
+
+def paper_init(arch: str) -> str:
+    """The ImageNet weights the papers start a student of `arch` from: torchvision's default weights name, or
+    `pretrained` for a timm model."""
+    if arch.startswith("timm/"):
+        return "pretrained"
+    try:
+        return str(torchvision.models.get_model_weights(arch).DEFAULT)
+    except (ValueError, KeyError, AttributeError):
+        raise RdistillError(f"train.preset paper: no ImageNet weights known for {arch}; set train.student.init") from None
 
 
 def load_pretrained(net: RetrievalNet, weights: str, state: dict | None = None) -> None:
