@@ -10,7 +10,7 @@ import numpy as np
 
 from pipeline import layout
 from pipeline.data.checks import check_images
-from pipeline.data.roots import image_roots, relative_id, source_root
+from pipeline.data.roots import image_roots, relative_ids, source_root
 from pipeline.data.validation import hold_out_validation, validation_size
 from pipeline.data.digits import export_digits
 from pipeline.data.importers import Imported
@@ -82,7 +82,12 @@ def gather(p: PrepareParams, seed: int) -> tuple[Imported, list[str]]:
 
 def portable_ids(paths: list[Path], roots: list[str], folders: dict[str, Path]) -> list[str]:
     """Each row's path relative to its root (data/prepared for rows without one), `/`-separated."""
-    return [relative_id(path, folders.get(root, layout.PREPARED)) for path, root in zip(paths, roots)]
+    ids = [""] * len(paths)
+    for root in dict.fromkeys(roots):
+        rows = [i for i, r in enumerate(roots) if r == root]
+        for i, found in zip(rows, relative_ids([paths[i] for i in rows], folders.get(root, layout.PREPARED))):
+            ids[i] = found
+    return ids
 
 
 def prepare(params_path: Path) -> None:

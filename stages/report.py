@@ -16,7 +16,7 @@ from pipeline.params import Params, load_params
 from pipeline.report.comparison import compare_students
 from pipeline.report.cost import model_cost
 from pipeline.report.series import loss_series, pr_series
-from pipeline.report.table import intervals_note, results_table, results_title
+from pipeline.report.table import intervals_note, results_table, results_title, starts_note
 from pipeline.report.tradeoff import tradeoff_plot, tradeoff_points
 from pipeline.report.verify import verify_table
 
@@ -75,8 +75,9 @@ def report(params_path: Path) -> str:
     write_json(layout.plot("compare", "loss", ".json"), loss_series(losses))
     for setting, rows in pr_series(curves, {n: r["teacher"] for n, r in evaluated.items()}).items():
         write_json(layout.plot("compare", f"pr_{setting}", ".json"), rows)
-    table = results_table(teachers, evaluated, _load_all("train", students), ensembles, costs, comparison)
-    table += intervals_note(comparison, params.report.resamples)
+    trained = _load_all("train", students)
+    table = results_table(teachers, evaluated, trained, ensembles, costs, comparison)
+    table += intervals_note(comparison, params.report.resamples) + starts_note(trained)
     layout.TRADEOFF.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(layout.TRADEOFF) as tmp:
         tradeoff_plot(tradeoff_points(teachers, evaluated, ensembles, costs), tmp, comparison)

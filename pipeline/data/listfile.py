@@ -12,6 +12,7 @@ row's id is its path, followed by `#bbox=x1,y1,x2,y2` when it has a crop, and id
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,13 @@ class PathColumn(Sequence):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def strings(self) -> list[str]:
+        """Every path as a string, without a Path object per row (the list of a list without roots)."""
+        if self.root_codes is not None:
+            return [str(self[i]) for i in range(len(self))]
+        base = str(self.base)
+        return [os.path.join(base, f) for f in self.files.tolist()]
 
     def __getitem__(self, index):
         if isinstance(index, slice):

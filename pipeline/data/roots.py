@@ -37,13 +37,15 @@ def image_roots(prepare) -> dict[str, Path]:
     return roots
 
 
-def relative_id(path: Path, root: Path) -> str:
-    """`path` relative to `root` with `/` separators; an error when it lies outside."""
-    absolute, base = os.path.abspath(path), os.path.abspath(root)
-    relative = os.path.relpath(absolute, base)
-    if relative.split(os.sep)[0] == os.pardir:
-        real = os.path.relpath(os.path.realpath(path), os.path.realpath(root))
-        if real.split(os.sep)[0] == os.pardir:
+def relative_ids(paths: list[str | Path], root: Path) -> list[str]:
+    """Each path (absolute, or relative to the working folder) relative to `root` with `/` separators (string
+    work, no file-system call per row); an error naming the first that lies outside."""
+    base = os.path.abspath(root)
+    prefix = base.rstrip(os.sep) + os.sep
+    out = []
+    for path in paths:
+        full = os.path.abspath(path)
+        if not full.startswith(prefix):
             raise RdistillError(f"{path}: lies outside the dataset root {root}")
-        relative = real
-    return Path(relative).as_posix()
+        out.append(full[len(prefix):] if os.sep == "/" else full[len(prefix):].replace(os.sep, "/"))
+    return out

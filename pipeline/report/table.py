@@ -57,6 +57,15 @@ def summed_cost(costs: dict[str, dict], names: list[str]) -> dict | None:
     return {key: sum(costs[n][key] for n in names) for key in ("params_m", "gflops", "ms_per_image")}
 
 
+def starts_note(trained: dict[str, dict]) -> str:
+    """Which weights the students started from (metrics/train/S.json's `init`): random, or each checkpoint."""
+    starts = sorted({record.get("init", "none") for record in trained.values()})
+    if not starts:
+        return ""
+    named = ", ".join("random weights (train.student.init: none)" if s == "none" else s for s in starts)
+    return f"\nStudents started from {named}.\n"
+
+
 def intervals_note(comparison: dict[str, dict], resamples: int) -> str:
     """What the table's intervals and marks mean, under it."""
     figures = [f for settings in comparison.values() for f in settings.values()]

@@ -15,10 +15,11 @@ def import_list(list_path: str | Path, root: str | Path | None) -> Imported:
     (`root`, or the list's folder)."""
     user = read_list(list_path)
     dataset_root = Path(root) if root else user.source.parent
-    row = outside_root(user.paths, dataset_root)
+    paths = user.paths.strings()
+    row = outside_root(paths, dataset_root)
     if row is not None:
         raise RdistillError(f"{user.source}: row {row} path {user.ids[row]!r} lies outside the dataset root {dataset_root}")
-    return Imported(list(user.paths), [int(x) for x in user.labels], list(user.splits),
+    return Imported(paths, [int(x) for x in user.labels], list(user.splits),
                     None if user.cameras is None else [int(c) for c in user.cameras], user.bboxes)
 
 
