@@ -17,10 +17,9 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.test_pipeline_e2e import PROJECT, ran_stages, sh
+from tests.test_pipeline_e2e import ALWAYS, PROJECT, ran_stages, sh
 
 CLASSES, PER_CLASS = 3, 20
-ALWAYS = {"inputs"}  # fingerprints the images and checkpoints at every repro (a stat per file)
 
 
 def write_photos(folder: Path) -> None:

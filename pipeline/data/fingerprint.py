@@ -15,13 +15,10 @@ from pathlib import Path
 from pipeline.errors import RdistillError
 
 
-def md5_file(path: str | Path, block: int = 1 << 20) -> str:
+def md5_file(path: str | Path) -> str:
     """Hex md5 of a file's bytes."""
-    digest = hashlib.md5()
     with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 class DigestMemo:
