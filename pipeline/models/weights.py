@@ -170,6 +170,8 @@ def load_pretrained(net: RetrievalNet, weights: str, state: dict | None = None) 
         if state is None and not path.is_file():
             raise RdistillError(f"{path}: weights file not found")
         state = unwrapped(timm_state(path)) if state is None else state
+        if is_efficientnet_pytorch(state):
+            state = by_order(state, trunk_model_state(net), str(path))
         if any(k.startswith("trunk.") for k in state):
             load_strict(net, state, str(path))
         else:
