@@ -12,7 +12,8 @@ from pipeline.errors import RdistillError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Distil image-retrieval teachers into small students from cached teacher features. "
-                       "Each command is one stage of dvc.yaml; run them all with `dvc repro`.")
+                       "Each pipeline command is one stage of dvc.yaml (run them all with `dvc repro`); `init` "
+                       "starts a project on your own images, `params` lists every parameter.")
 state = {"params": Path("params.yaml"), "debug": False}
 
 
