@@ -9,6 +9,21 @@ from pipeline.errors import RdistillError
 
 GND_KEYS = ("imlist", "qimlist", "gnd")
 QUERY_KEYS = ("bbx", "easy", "hard", "junk")
+# What a ground-truth pickle may build besides lists, dicts, strings and numbers: numpy arrays and scalars.
+# Anything else (os.system, a class of some module) is refused before it runs: a downloaded file never runs code.
+ALLOWED_GLOBALS = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                   ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+                   ("numpy._core.multiarray", "scalar")}
+
+
+class DataOnlyUnpickler(pickle.Unpickler):
+    """An unpickler that builds data only: every global outside ALLOWED_GLOBALS is refused."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a ground-truth file has no use for; "
+                                         f"refused without running it")
+        return super().find_class(module, name)
 
 
 def import_revisited(root: str | Path, name: str) -> Imported:
@@ -19,9 +34,11 @@ def import_revisited(root: str | Path, name: str) -> Imported:
         raise RdistillError(f"{gnd_path}: ground-truth file not found")
     try:
         with open(gnd_path, "rb") as f:
-            cfg = pickle.load(f)
+            cfg = DataOnlyUnpickler(f).load()
     except (pickle.UnpicklingError, EOFError, ValueError) as exc:
         raise RdistillError(f"{gnd_path}: not a readable pickle ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise RdistillError(f"{gnd_path}: expected a dict with {', '.join(GND_KEYS)}, found {type(cfg).__name__}")
     missing = [k for k in GND_KEYS if k not in cfg]
     if missing:
         raise RdistillError(f"{gnd_path}: missing key {missing[0]!r}")

@@ -46,6 +46,38 @@ def test_revisited_missing_key_is_named(tmp_path):
         import_revisited(tmp_path, "rparis6k")
 
 
+class RunsACommand:
+    """A pickle that would run a shell command when loaded by pickle.load."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_ground_truth_pickle_that_would_run_code_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "ran"
+    with open(tmp_path / "gnd_roxford5k.pkl", "wb") as f:
+        pickle.dump({"imlist": [], "qimlist": [], "gnd": [RunsACommand(marker)]}, f)
+    with pytest.raises(RdistillError, match=r"gnd_roxford5k.pkl: not a readable pickle \(it names posix.system, "
+                                            r"which a ground-truth file has no use for; refused without running it\)"):
+        import_revisited(tmp_path, "roxford5k")
+    assert not marker.exists()
+
+
+def test_a_ground_truth_with_numpy_arrays_as_the_benchmark_ships_it_loads(tmp_path):
+    gallery, queries = write_revisited(tmp_path)
+    gnd = [{"bbx": np.array([2.0, 3.0, 20.5, 25.0]), "easy": np.array([1]), "hard": np.array([], dtype=np.int64),
+            "junk": np.array([0])}, {"bbx": [0, 0, 10, 10], "easy": np.array([2]), "hard": np.array([3]), "junk": []}]
+    with open(tmp_path / "gnd_roxford5k.pkl", "wb") as f:
+        pickle.dump({"imlist": gallery, "qimlist": queries, "gnd": gnd}, f)
+    rows = import_revisited(tmp_path, "roxford5k")
+    assert rows.ground_truth["queries"][0] == {"row": 4, "easy": [1], "hard": [], "junk": [0]}
+    assert rows.bboxes[4] == (2.0, 3.0, 20.5, 25.0)
+
+
 def test_gldv2_csv_maps_ids_to_nested_folders(tmp_path):
     (tmp_path / "train.csv").write_text("id,landmark_id\n6e158a47eb2ca3f6,142820\n0a1b2c3d4e5f6a7b,7\n")
     rows = import_gldv2(tmp_path / "train.csv", tmp_path / "train")
