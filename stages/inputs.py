@@ -102,8 +102,7 @@ def inputs(params_path: Path) -> str:
         if write_if_changed(student, files_fingerprint({"init": params.train.student.init}, memo, read_committed(student))):
             changed.append("student")
         hashed = memo.hashed
-    folder = layout.teacher_inputs("x").parent
-    for stale in folder.glob("*.json"):
+    for stale in (layout.INPUTS / "teachers").glob("*.json"):  # teachers no longer declared
         if stale.stem not in params.teachers:
             stale.unlink()
     rows = images.get("rows")

@@ -39,3 +39,22 @@ def test_a_last_stride_one_student_with_random_erasing_trains_with_ce_triplet_an
     evaluate("s", Path("params.yaml"))
     scores = json.loads((project / "metrics/eval/s.json").read_text())
     assert 0 <= scores["asymmetric"]["mAP"] <= 1
+
+
+def test_the_paper_preset_without_cached_imagenet_weights_stops_in_one_line(project, tmp_path):
+    import os
+    import subprocess
+
+    from tests.test_resume import RDISTILL
+    params = {**PARAMS, "train": {"preset": "paper", "student": {"arch": "resnet18", "image_size": 16}},
+              "students": {"s": {"method": "fitnet", "teacher": "t"}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    fake_teacher_cache(project)
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "empty-torch-cache")}
+    result = subprocess.run([RDISTILL, "train", "s"], cwd=project, env=env, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: weights 'ResNet18_Weights.IMAGENET1K_V1': not in the local torch cache "
+        f"({tmp_path / 'empty-torch-cache/hub/checkpoints/resnet18-f37072fd.pth'}); rdistill never downloads, "
+        f"place the file there or give a state_dict path")
+    assert not (project / "data/students/s").exists() and not (project / "data/.partial/seeds/s").exists()
