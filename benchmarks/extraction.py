@@ -25,7 +25,7 @@ def main(images: int = 384, arch: str = "resnet50", image_size: int = 160, batch
          workers: list[int] = typer.Option([0, 1], help="DataLoader workers to time the stage with (each)."),
          name: str = typer.Option("extraction", help="results file: benchmarks/results/<name>.json")) -> dict:
     """Write benchmarks/results/<name>.json and return its figures; the verdict uses the fastest worker count
-    (extract.workers). The stage and the reference run on the stage's device (CUDA when torch sees it)."""
+    (runtime.workers). The stage and the reference run on the stage's device (CUDA when torch sees it)."""
     from pipeline.data.dataset import eval_transform, make_loader, ImageListDataset
     from pipeline.data.listfile import read_list
     from pipeline.features.extract import describe
@@ -58,7 +58,8 @@ def main(images: int = 384, arch: str = "resnet50", image_size: int = 160, batch
             for n_workers in workers:
                 Path("params.yaml").write_text(yaml.safe_dump({
                     "teachers": {"t": {"arch": arch, "weights": "train", "image_size": image_size}},
-                    "extract": {"scales": scales, "batch_size": batch, "chunk_size": batch * 4, "workers": n_workers}}))
+                    "extract": {"scales": scales, "batch_size": batch, "chunk_size": batch * 4},
+                    "runtime": {"workers": n_workers}}))
                 shutil.rmtree("data/features", ignore_errors=True)
                 shutil.rmtree("data/.partial", ignore_errors=True)  # a fresh extraction each time
                 stage_by_workers[n_workers] = timed(extract, "t", Path("params.yaml"))

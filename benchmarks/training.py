@@ -3,7 +3,7 @@
 D3still setting: ResNet-50 teacher at 256 px, ResNet-18 student at 64 px (METHODS §5). Measured in
 one run: the student's forward+backward+step on batches in memory (t_s), the teacher's forward (t_t),
 an epoch of the real training loop from the cache (features looked up by row; decoded views kept in memory
-after the first epoch, as train.image_cache_mb does, and for comparison decoded every epoch; decoding in the
+after the first epoch, as runtime.image_cache_mb does, and for comparison decoded every epoch; decoding in the
 main process or one DataLoader worker) and the online step (teacher forward + student step). Speedup limit =
 (t_t + t_s) / t_s; quantities that are compared are timed side by side (see below).
 """
@@ -22,7 +22,7 @@ from benchmarks.images import write_images
 
 def main(images: int = 256, batch: int = 32, teacher_size: int = 256, student_size: int = 64,
          workers: list[int] = typer.Option([0, 1], help="DataLoader workers to time the cached epoch with (each)."),
-         cache_mb: float = typer.Option(2048, help="train.image_cache_mb of the cached runs."),
+         cache_mb: float = typer.Option(2048, help="runtime.image_cache_mb of the cached runs."),
          device: str = typer.Option("auto", help="cpu | cuda | auto (CUDA when torch sees it)."),
          name: str = typer.Option("training", help="results file: benchmarks/results/<name>.json")) -> dict:
     """Write benchmarks/results/<name>.json; the verdicts use the fastest worker count (train.workers).
