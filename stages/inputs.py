@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline import layout
 from pipeline.data.fingerprint import DigestMemo, rows_digest
-from pipeline.data.roots import EXPORTED, image_roots
+from pipeline.data.roots import image_roots
 from pipeline.io import write_json
 from pipeline.local_paths import names_file, workspace_of
 from pipeline.params import Params, load_params
@@ -37,8 +37,8 @@ def images_fingerprint(params: Params, memo: DigestMemo) -> dict:
         return {"source": "mnist", "files": {f.name: md5 for f, (_, md5) in zip(files, memo.digests(files))}}
     from stages.prepare import gather, portable_ids
     rows, roots = gather(p, params.seed)
-    ids = portable_ids(rows.paths, roots, image_roots(p))
     folders = image_roots(p)
+    ids = portable_ids(rows.paths, roots, folders)
     stamps = memo.digests(rows.paths, lambda i: f"row {i} ({ids[i]}) under {roots[i] or 'data/prepared'} "
                                                 f"({folders.get(roots[i], 'data/prepared')} on this machine)")
     cameras = rows.cameras or [""] * len(ids)

@@ -1,7 +1,6 @@
 """What `dvc repro` sees of the user's own files: fingerprints by content (ids relative to the root, sizes,
 md5s), renewed by a stat per file, the same on every machine; and this machine's paths (machine.yaml)."""
 import json
-import os
 import shutil
 from pathlib import Path
 
