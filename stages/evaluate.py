@@ -12,7 +12,7 @@ from pipeline.data.dataset import ImageListDataset, eval_transform, make_loader
 from pipeline.data.listfile import ImageList
 from pipeline.data.h5 import write_arrays
 from pipeline.evaluate.protocols import (GroundTruth, average_results, load_ground_truth, pop_per_query, query_rows_of,
-                                         revisited_lines, score, top_results)
+                                         recall_within, revisited_lines, score, top_results)
 from pipeline.data.rows import FeatureRows
 from pipeline.features.extract import describe_to_file
 from pipeline.runtime import device
@@ -66,6 +66,7 @@ def evaluate(name: str, params_path: Path) -> str:
     image_list, list_sha = prepared_list(params)
     seeds = params.training_seeds()
     validation = image_list.validation()  # held-out training rows, scored like test rows (class protocol)
+    validation_recall = recall_within(p.recall_at, validation, "validation")
     rows = np.union1d(np.union1d(image_list.query_rows(), image_list.gallery_rows()), validation.query_rows())
     truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
     results = []
@@ -77,13 +78,13 @@ def evaluate(name: str, params_path: Path) -> str:
                       "teachers": checkpoint.get("teachers", [checkpoint["teacher"]]),
                       "symmetric": score(image_list, student, student, truth, p.recall_at)}
             if len(validation.query_rows()):
-                result["validation"] = {"symmetric": score(validation, student, student, None, p.recall_at)}
+                result["validation"] = {"symmetric": score(validation, student, student, None, validation_recall)}
             if METHODS[checkpoint["method"]].teacher_space:
                 with open_checked_features(layout.whitened_features(checkpoint["teacher"]), list_sha,
                                            checkpoint["teacher"]) as teacher:  # only gallery rows are read
                     result["asymmetric"] = score(image_list, student, teacher, truth, p.recall_at)
                     if "validation" in result:
-                        result["validation"]["asymmetric"] = score(validation, student, teacher, None, p.recall_at)
+                        result["validation"]["asymmetric"] = score(validation, student, teacher, None, validation_recall)
             for scores in result.get("validation", {}).values():
                 scores.pop("pr_curve", None)
             if seed == seeds[0]:  # curves and grids show the first seed's student, the one exported

@@ -13,7 +13,8 @@ from pipeline import layout
 from pipeline.evaluate.ensemble import EnsembleRows
 from pipeline.evaluate.metrics import view_mrr
 from pipeline.data.h5 import write_arrays
-from pipeline.evaluate.protocols import load_ground_truth, pop_per_query, query_rows_of, revisited_lines, score
+from pipeline.evaluate.protocols import (load_ground_truth, pop_per_query, query_rows_of, recall_within, revisited_lines,
+                                        score)
 from pipeline.io import write_json
 from pipeline.params import load_params
 from pipeline.whitening.pca import angle_statistics
@@ -27,13 +28,14 @@ def evaluate_teacher(name: str, params_path: Path) -> str:
     image_list, list_sha = prepared_list()
     truth = load_ground_truth(layout.GROUND_TRUTH, image_list)
     validation = image_list.validation()  # held-out training rows, scored like test rows (class protocol)
+    validation_recall = recall_within(p.recall_at, validation, "validation")
     result = {}
     for setting, source in (("raw", layout.raw_features(name)), ("whitened", layout.whitened_features(name))):
         with open_checked_features(source, list_sha, name) as features:
             result[setting] = score(image_list, features, features, truth, p.recall_at)
             result[setting]["dim"] = int(features.dim)
             if len(validation.query_rows()):
-                result.setdefault("validation", {})[setting] = score(validation, features, features, None, p.recall_at)
+                result.setdefault("validation", {})[setting] = score(validation, features, features, None, validation_recall)
                 result["validation"][setting].pop("pr_curve", None)
         result[setting].pop("pr_curve", None)
     per_query = pop_per_query(result)

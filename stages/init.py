@@ -10,8 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.data.importers.images import import_folder
 from pipeline.data.listfile import read_list
+from pipeline.data.sizes import check_dataset, class_query_counts
+from pipeline.data.validation import hold_out_validation, validation_size
 from pipeline.errors import RdistillError
 from pipeline.io import atomic_path
 from pipeline.params import Params
@@ -30,15 +34,44 @@ HEADER = """\
 """
 
 
-def training_rows(images: Path | None, list_file: Path | None) -> int:
-    """How many training images the source gives (before validation is held out)."""
+def source_rows(images: Path | None, list_file: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, splits) of the rows the source gives, before validation is held out."""
     if images is not None:
-        return import_folder(images, TRAIN_FRACTION, 0).splits.count("train")
-    return int((read_list(list_file).splits == "train").sum())
+        rows = import_folder(images, TRAIN_FRACTION, 0)
+        return np.asarray(rows.labels), np.asarray(rows.splits)
+    listed = read_list(list_file)
+    return np.asarray(listed.labels), np.asarray(listed.splits)
 
 
-def init_params(images: Path | None, list_file: Path | None, root: Path | None) -> Params:
-    """The parameters for a folder of class sub-folders (`images`) or a list CSV (`list_file`)."""
+def sized(raw: dict, labels: np.ndarray, splits: np.ndarray) -> tuple[dict, list[str]]:
+    """`raw` with the sizes a small dataset cannot feed brought within it (the validation split, batch size,
+    neighbours, whitened dimension, recall depths), and a note of each change."""
+    notes = []
+    held = hold_out_validation(labels, splits, validation_size(VALIDATION_SHARE, int((splits == "train").sum())), 0)
+    val = np.flatnonzero(held == "val")
+    if (held == "train").sum() < 2 or not class_query_counts(labels, val, val).with_positive:
+        raw["prepare"]["validation"], held = 0, splits
+        notes.append("no validation split (too few images of a class to hold out pairs)")
+    n_train = int((held == "train").sum())
+    raw["whiten"] = {"n_components": min(512, n_train - 1)}  # PCA spans at most N − 1 directions
+    if n_train <= 128:  # the largest batch of the default recipes (CSD's); every batch is full
+        batch = 1 << int(np.log2(n_train))
+        raw["train"]["override"] = {"batch_size": batch}
+        notes.append(f"batches of {batch}")
+    if n_train <= 64:  # mine.k's default: neighbours exclude the image itself
+        raw["mine"] = {"k": n_train - 1}
+        raw["train"]["csd"] = {"k": n_train - 1}
+        notes.append(f"{n_train - 1} neighbours")
+    gallery = int(np.isin(held, ("gallery", "test")).sum())
+    if gallery < 10:
+        raw["evaluate"] = {"recall_at": [k for k in (1, 5, 10) if k <= gallery] or [1]}
+        notes.append(f"recall@k up to a gallery of {gallery}")
+    return raw, notes
+
+
+def init_params(images: Path | None, list_file: Path | None, root: Path | None) -> tuple[Params, list[str]]:
+    """The parameters for a folder of class sub-folders (`images`) or a list CSV (`list_file`), sized to its
+    rows, and what was changed for a small dataset."""
     if (images is None) == (list_file is None):
         raise RdistillError("init: give exactly one of --images FOLDER or --list CSV")
     if images is not None:
@@ -46,30 +79,33 @@ def init_params(images: Path | None, list_file: Path | None, root: Path | None) 
     else:
         prepare = {"source": "list", "list": os.path.abspath(list_file),
                    "root": os.path.abspath(root or list_file.parent)}
-    n_train = int(training_rows(images, list_file) * (1 - VALIDATION_SHARE))
-    if n_train < 2:
-        raise RdistillError(f"init: {images or list_file} gives {n_train} training image(s) after validation; "
+    labels, splits = source_rows(images, list_file)
+    if (splits == "train").sum() < 2:
+        raise RdistillError(f"init: {images or list_file} gives {int((splits == 'train').sum())} training image(s); "
                             f"rdistill needs training images to whiten, mine and train on")
     raw = {
         "prepare": {**prepare, "validation": VALIDATION_SHARE},
         "teachers": TEACHER,
-        # PCA cannot give more components than training rows: more would be clamped noise
-        "whiten": {"n_components": min(512, n_train - 1)},
         "train": {"seeds": [0], "student": {"arch": "resnet18", "image_size": 256}},
         "students": {"no_distill": {"method": "no_distill", "teacher": "resnet50"},
                      "csd": {"method": "csd", "teacher": "resnet50"}},
     }
-    return Params.model_validate(raw)
+    raw, notes = sized(raw, labels, splits)
+    params = Params.model_validate(raw)
+    held = hold_out_validation(labels, splits, validation_size(params.prepare.validation, int((splits == "train").sum())), 0)
+    check_dataset(params, labels, held, None, None, str(images or list_file))
+    return params, notes
 
 
 def init(out: Path, images: Path | None, list_file: Path | None, root: Path | None, force: bool) -> str:
     """Write `out` (params.yaml) for the user's own images; refuse to replace one unless `force`."""
     if out.exists() and not force:
         raise RdistillError(f"{out}: already exists; --force replaces it")
-    params = init_params(images, list_file, root)
+    params, notes = init_params(images, list_file, root)
     what = f"the images under {params.prepare.root}" if images is not None else f"the list {params.prepare.list}"
     with atomic_path(out) as tmp:
         tmp.write_text(HEADER.format(what=what) + annotated_yaml(params, complete=True))
     return (f"wrote {out}: {what}, teacher {next(iter(params.teachers))} "
-            f"({params.teachers['resnet50'].weights}), students {', '.join(params.students)}; "
-            f"`rdistill params` explains each key, `dvc repro` runs the pipeline")
+            f"({params.teachers['resnet50'].weights}), students {', '.join(params.students)}"
+            + (f"; for a small dataset: {', '.join(notes)}" if notes else "")
+            + "; `rdistill params` explains each key, `dvc repro` runs the pipeline")

@@ -22,7 +22,8 @@ import numpy as np
 from pipeline import layout
 from pipeline.data.h5 import write_arrays
 from pipeline.data.rows import ArrayRows, read_all
-from pipeline.index.search import (auto_factory, auto_nprobe, check_gpu_k, check_k, load_index, dot_rounding_bound,
+from pipeline.data.sizes import check_mine_k, index_minimum
+from pipeline.index.search import (auto_factory, auto_nprobe, check_gpu_k, load_index, dot_rounding_bound,
                                    neighbours_of, recall_with_ties, save_index, set_nprobe)
 from pipeline.index.refine import refine_neighbours
 from pipeline.index.stream import build_streamed_index, exact_top_k, neighbours_in_batches
@@ -56,14 +57,22 @@ def mine(name: str, params_path: Path) -> None:
     image_list, list_sha = prepared_list()
     source = layout.whitened_features(name)
     train = image_list.train_rows()
-    check_k(p.k, len(train))
+    check_mine_k(p.k, len(train))
     with open_checked_features(source, list_sha, name, rows=train) as reader:
         whitened_attrs = reader.attrs
         feats = read_all(reader)
     factory = (auto_factory(len(train), feats.shape[1], faiss.get_num_gpus() > 0, torch_gpu())
                if p.index == "auto" else p.index)
+    needed, why = index_minimum(factory)
+    if len(train) < needed:  # FAISS cannot train it; exact search is what it approximates, and cheap at this size
+        log.warning("mine.index: %s needs at least %d training rows (%s), %d here: exact search instead",
+                    factory, needed, why, len(train))
+        factory = "Flat"
     exact = factory in ("Flat", "exact")
     shortlist = 0 if exact else p.shortlist
+    if shortlist >= len(train):  # every row is a candidate: the same lists as a shortlist of N − 1
+        log.info("mine.shortlist: %d of %d training rows; every row is re-ranked", shortlist, len(train))
+        shortlist = len(train) - 1
     nprobe = auto_nprobe(factory) if p.nprobe == "auto" else p.nprobe
     refine = 0 if exact else p.refine  # exact lists have nothing to gain
     attrs = {"teacher": name, "list_sha256": list_sha, "index": factory, "k": p.k, "shortlist": shortlist,

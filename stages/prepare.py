@@ -11,7 +11,8 @@ import numpy as np
 from pipeline import layout
 from pipeline.data.checks import check_images
 from pipeline.data.roots import image_roots, relative_ids, source_root
-from pipeline.data.validation import hold_out_validation, validation_size
+from pipeline.data.sizes import check_dataset, check_validation
+from pipeline.data.validation import hold_out_validation, holds_out_images, validation_size
 from pipeline.data.digits import export_digits
 from pipeline.data.importers import Imported
 from pipeline.data.importers.combine import import_list, with_training_rows, without_rows
@@ -102,8 +103,13 @@ def prepare(params_path: Path) -> None:
     rows = without_rows(rows, bad)
     roots = [root for row, root in enumerate(roots) if row not in bad]
     n_train = rows.splits.count("train")
-    rows.splits = hold_out_validation(np.asarray(rows.labels), np.asarray(rows.splits),
-                                      validation_size(p.validation, n_train), params.seed).tolist()
+    labels, before = np.asarray(rows.labels), np.asarray(rows.splits)
+    splits = hold_out_validation(labels, before, validation_size(p.validation, n_train), params.seed)
+    check_validation(p.validation, n_train, labels[splits == "train"], labels[splits == "val"],
+                     holds_out_images(labels, before))
+    check_dataset(params, labels, splits, None if rows.cameras is None else np.asarray(rows.cameras),
+                  rows.ground_truth, p.name or p.source)
+    rows.splits = splits.tolist()
     if digests is not None:
         digests = [d for row, d in enumerate(digests) if row not in bad]
     write_skipped(bad, rows_before=len(rows.paths) + len(bad))

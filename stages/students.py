@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.params import Params, Recipe, Section, ensemble_teachers, method_settings, recipe_of
+from pipeline.params import Params, Recipe, RecipeOverride, Section, ensemble_teachers, method_settings, recipe_of
 from stages.common import declared
 
 
@@ -17,6 +17,8 @@ class Student:
     gallery: str  # the teacher of the asymmetric evaluation
     recipe: Recipe
     settings: Section  # the method's settings (train.<method>, or its paper's under preset paper)
+    kind: str = "students"  # the params.yaml section declaring it: students | ensembles
+    own: RecipeOverride = RecipeOverride()  # its own recipe changes (students.<name>.recipe)
 
 
 def student(params: Params, name: str, params_path) -> Student:
@@ -25,7 +27,8 @@ def student(params: Params, name: str, params_path) -> Student:
         spec = params.ensembles[name]
         teachers = ensemble_teachers(params, name)
         return Student(name, spec.method, teachers, spec.gallery or teachers[0],
-                       recipe_of(params.train, spec.method, spec.recipe), method_settings(params.train, spec.method))
+                       recipe_of(params.train, spec.method, spec.recipe), method_settings(params.train, spec.method),
+                       "ensembles", spec.recipe)
     spec = declared({**params.students, **params.ensembles}, "students", name, params_path)
     return Student(name, spec.method, [spec.teacher], spec.teacher, recipe_of(params.train, spec.method, spec.recipe),
-                   method_settings(params.train, spec.method))
+                   method_settings(params.train, spec.method), "students", spec.recipe)

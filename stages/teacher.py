@@ -19,6 +19,7 @@ from pipeline.train.live import epoch_line, epoch_logger
 from pipeline.train.loop import fit
 from pipeline.train.classification import ClassificationObjective
 from pipeline.train.validation import validation_scorer
+from pipeline.data.sizes import check_teacher_fitting
 from stages.common import class_indices, declared, prepared_list
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def teacher(name: str, params_path: Path) -> None:
         start = initialise(net, spec.init)
         image_list, list_sha = prepared_list(params)
         rows = image_list.train_rows()
+        check_teacher_fitting(params, image_list.labels[rows])
         labels, n_classes = class_indices(image_list, rows, f"training teacher {name}")
         size = spec.image_size
         dataset = DecodedCache(ImageListDataset(image_list.paths, labels, rows, train_transform(size)),

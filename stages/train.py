@@ -24,7 +24,8 @@ from pipeline.params import load_params
 from pipeline.provenance import library_versions, source_sha256
 from pipeline.runtime import describe_device, device, seed_everything
 from pipeline.scratch import ChunkStore
-from pipeline.train.batches import check_batch, training_loader
+from pipeline.data.sizes import check_student
+from pipeline.train.batches import training_loader
 from pipeline.train.live import epoch_line, epoch_logger
 from pipeline.train.loop import fit
 from pipeline.train.objectives import build_objective
@@ -55,6 +56,7 @@ def train(name: str, params_path: Path) -> None:
     init_from_env(params.runtime.timeout_minutes)
     image_list, list_sha = prepared_list(params)
     rows = image_list.train_rows()
+    check_student(params, spec.kind, name, spec.method, spec.own, image_list.labels[rows], rank_and_world()[1])
     pairs = settings.pairs if METHODS[spec.method].pairs else None
     if spec.method == "no_distill" or pairs == "labels" or (
             recipe.supervised_weight > 0 and (image_list.labels[rows] >= 0).all()):
@@ -82,7 +84,6 @@ def train(name: str, params_path: Path) -> None:
         initialise(create(p.student.arch, targets.dim, p.student.last_stride, p.student.pool), init)
     partners = partners_of(pairs, targets, spec.teachers, teacher_shas, list_sha, rows,
                            getattr(settings, "fusion", "mean"), params.seed)  # contrastive fuses nothing: the mean
-    check_batch(name, spec.method, recipe.batch_size, len(rows), rank_world[1], getattr(settings, "k", 2))
     checkpoint_record = {"arch": p.student.arch, "dim": targets.dim, "image_size": p.student.image_size, "init": init,
               "last_stride": p.student.last_stride, "pool": p.student.pool,
               "method": spec.method, "teacher": spec.gallery, "teachers": spec.teachers}

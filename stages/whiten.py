@@ -12,6 +12,7 @@ import numpy as np
 
 from pipeline import layout
 from pipeline.data.h5 import feature_writer, write_arrays
+from pipeline.data.sizes import check_components
 from pipeline.params import load_params
 from pipeline.provenance import library_versions, open_checked_features, require_attrs
 from pipeline.whitening.pca import apply_whitening, learn_pca_blocks
@@ -28,9 +29,11 @@ def whiten(name: str, params_path: Path) -> None:
     source = layout.raw_features(name)
     train = image_list.train_rows()
     with open_checked_features(source, list_sha, name) as raw:
+        check_components(p.n_components, len(train), raw.dim)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            w = learn_pca_blocks((block for _, block in raw.with_rows(train).blocks()), p.n_components, p.power)
+            w = learn_pca_blocks((block for _, block in raw.with_rows(train).blocks()), p.n_components, p.power,
+                                 str(source))
         for warning in caught:
             log.warning("%s: %s", name, warning.message)
         attrs = {**require_attrs(source, raw.attrs, ("teacher", "arch", "weights_sha256", "list_sha256")),

@@ -1,5 +1,6 @@
 """Bad input gets one line naming the file, row, key or value, a non-zero exit, and no damage."""
 import errno
+import json
 import re
 import hashlib
 import subprocess
@@ -40,7 +41,9 @@ def user_list(tmp_path, rows, params_extra=None):
     images.mkdir(exist_ok=True)
     (tmp_path / "images/list.csv").write_text("path,label,split\n" + "".join(f"{r}\n" for r in rows))
     params = {"prepare": {"source": "list", "list": "images/list.csv", **(params_extra or {})},
-              "teachers": {"t": {"arch": "resnet18"}}}
+              "teachers": {"t": {"arch": "resnet18"}},
+              "whiten": {"n_components": 1}, "mine": {"k": 1}, "train": {"csd": {"k": 1}},  # sizes a few images feed
+              "evaluate": {"recall_at": [1]}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return images
 
@@ -64,14 +67,15 @@ def test_bad_image_fails_by_default_and_keeps_the_previous_list(tmp_path):
 
 
 def test_skip_policy_lists_and_excludes_bad_images(tmp_path):
-    images = user_list(tmp_path, ["a.png,0,train", "gone.png,1,train", "c.png,1,test"], {"on_bad_image": "skip"})
-    good(images, "a.png")
-    good(images, "c.png")
+    images = user_list(tmp_path, ["a.png,0,train", "gone.png,1,train", "b.png,1,train", "c.png,1,test", "d.png,1,test"],
+                       {"on_bad_image": "skip"})
+    for name in ("a.png", "b.png", "c.png", "d.png"):
+        good(images, name)
     result = rdistill(tmp_path, "prepare")
     assert result.returncode == 0, result.stderr
-    assert "left out 1 of 3 images" in result.stderr
+    assert "left out 1 of 5 images" in result.stderr
     listed = (tmp_path / "data/prepared/list.csv").read_text().splitlines()
-    assert [line.split(",")[0].rsplit("/", 1)[-1] for line in listed[1:]] == ["a.png", "c.png"]
+    assert [line.split(",")[0].rsplit("/", 1)[-1] for line in listed[1:]] == ["a.png", "b.png", "c.png", "d.png"]
     skipped = (tmp_path / "data/prepared/skipped.csv").read_text().splitlines()
     assert skipped[0] == "row,reason" and skipped[1].startswith("1,") and "gone.png: image file not found" in skipped[1]
 
@@ -91,8 +95,8 @@ def test_list_file_errors_name_file_and_line(tmp_path, rows, message):
 
 
 def test_missing_labels_are_refused_where_training_needs_them(tmp_path):
-    images = user_list(tmp_path, ["a.png,0,train", "b.png,,train", "c.png,1,test"])
-    for name in ("a.png", "b.png", "c.png"):
+    images = user_list(tmp_path, ["a.png,0,train", "b.png,,train", "e.png,1,train", "c.png,1,test", "d.png,1,test"])
+    for name in ("a.png", "b.png", "c.png", "d.png", "e.png"):
         good(images, name)
     assert rdistill(tmp_path, "prepare").returncode == 0
     result = rdistill(tmp_path, "teacher", "t")
@@ -109,7 +113,8 @@ def features_file(path, feats, attrs):
 def prepared(tmp_path, n, splits=None, params=None):
     listed = tmp_path / "data/prepared/list.csv"
     write_list(listed, [f"{i}.png" for i in range(n)], [i % 2 for i in range(n)], splits or ["train"] * n)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"teachers": {"t": {"arch": "resnet18"}}, **(params or {})}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"teachers": {"t": {"arch": "resnet18"}},
+                                                          "whiten": {"n_components": 2}, **(params or {})}))
     return {"teacher": "t", "arch": "resnet18", "list_sha256": sha256_file(listed), "weights_sha256": "ff"}
 
 
@@ -132,15 +137,24 @@ def test_truncated_hdf5_is_named_before_use(tmp_path):
     assert not (tmp_path / "data/whitened").exists()
 
 
-def test_fewer_training_images_than_components_warns_and_falls_back(tmp_path, rng):
+def test_more_components_than_training_images_span_is_refused(tmp_path, rng):
     attrs = prepared(tmp_path, 12, ["train"] * 5 + ["test"] * 7, {"whiten": {"n_components": 8}})
     feats = rng.standard_normal((12, 16)).astype(np.float32)
     features_file(tmp_path / "data/features/t.h5", feats / np.linalg.norm(feats, axis=1, keepdims=True), attrs)
     result = rdistill(tmp_path, "whiten", "t")
-    assert result.returncode == 0, result.stderr
-    assert "keeps 8 components but only 4 eigenvalues exceed" in result.stderr
-    whitened = read_features(tmp_path / "data/whitened/t.h5").features
-    assert whitened.shape == (12, 8) and np.isfinite(whitened).all()
+    assert result.returncode == 1
+    assert last_line(result) == ("error: whiten.n_components: 8, but 5 training images span at most 4 directions; "
+                                 "set whiten.n_components ≤ 4")
+    assert not (tmp_path / "data/whitened").exists() and not (tmp_path / "data/whitening").exists()
+
+
+def test_features_without_variance_are_refused_before_whitening(tmp_path):
+    attrs = prepared(tmp_path, 12, ["train"] * 8 + ["test"] * 4, {"whiten": {"n_components": 2}})
+    features_file(tmp_path / "data/features/t.h5", np.full((12, 16), 0.25, dtype=np.float32), attrs)
+    result = rdistill(tmp_path, "whiten", "t")
+    assert result.returncode == 1
+    assert last_line(result).startswith("error: data/features/t.h5: the 8 training features are all alike")
+    assert not (tmp_path / "data/whitened").exists()
 
 
 def test_more_components_than_dimensions_is_refused(tmp_path):
@@ -155,7 +169,7 @@ def test_more_neighbours_than_training_images_is_refused(tmp_path):
     features_file(tmp_path / "data/whitened/t.h5", np.eye(6, dtype=np.float32), attrs)
     result = rdistill(tmp_path, "mine", "t")
     assert result.returncode == 1
-    assert last_line(result) == "error: mine.k: 6 neighbours asked of 6 training images (need k < N)"
+    assert last_line(result) == "error: mine.k: 6 neighbours of each of 6 training images (at most 5); set mine.k ≤ 5"
 
 
 def test_gallery_smaller_than_k_is_refused_and_queries_without_positives_warned(tmp_path):
@@ -230,9 +244,9 @@ def test_query_and_gallery_of_different_dimensions_are_refused(tmp_path):
 def test_extraction_refuses_a_teacher_that_outputs_nan(tmp_path, monkeypatch):
     import stages.extract as extract_stage
     from pipeline.models.backbones import create
-    images = user_list(tmp_path, ["a.png,0,train", "b.png,1,test"])
-    good(images, "a.png")
-    good(images, "b.png")
+    images = user_list(tmp_path, ["a.png,0,train", "b.png,1,test", "e.png,1,train", "f.png,1,test"])
+    for name in ("a.png", "b.png", "e.png", "f.png"):
+        good(images, name)
     assert rdistill(tmp_path, "prepare").returncode == 0
     (tmp_path / "data/teachers").mkdir(parents=True)
     net = create("resnet18")
@@ -275,9 +289,10 @@ def test_every_refused_image_kind_stops_prepare_with_one_line(tmp_path, kind, re
 
 
 def test_prepared_list_carries_each_image_md5_so_an_edited_image_changes_it(tmp_path):
-    images = user_list(tmp_path, ["a.png,0,train", "c.png,1,test"], {"on_bad_image": "fail"})
-    good(images, "a.png")
-    good(images, "c.png")
+    images = user_list(tmp_path, ["a.png,0,train", "b.png,1,train", "c.png,1,test", "d.png,1,test"],
+                       {"on_bad_image": "fail"})
+    for name in ("a.png", "b.png", "c.png", "d.png"):
+        good(images, name)
     assert rdistill(tmp_path, "prepare").returncode == 0
     listed = tmp_path / "data/prepared/list.csv"
     rows = listed.read_text().splitlines()
@@ -288,3 +303,13 @@ def test_prepared_list_carries_each_image_md5_so_an_edited_image_changes_it(tmp_
     Image.new("RGB", (9, 9), (1, 2, 3)).save(images / "c.png")
     assert rdistill(tmp_path, "prepare").returncode == 0
     assert listed.read_bytes() != before
+
+
+def test_an_index_too_big_to_train_on_the_rows_falls_back_to_exact_search(tmp_path):
+    attrs = prepared(tmp_path, 12, params={"mine": {"index": "PQ4x4", "k": 3}, "train": {"csd": {"k": 3}}})
+    features_file(tmp_path / "data/whitened/t.h5", np.eye(12, 8, dtype=np.float32) + 0.01, attrs)
+    result = rdistill(tmp_path, "mine", "t")
+    assert result.returncode == 0, result.stderr
+    assert ("mine.index: PQ4x4 needs at least 16 training rows (PQ4x4's 16 centroids per sub-quantiser), 12 here: "
+            "exact search instead") in result.stderr
+    assert json.loads((tmp_path / "metrics/mine/t.json").read_text())["index"] == "Flat"

@@ -16,9 +16,9 @@ from stages.prepare import prepare
 
 
 def own_list(folder: Path, rows: list[str]) -> Path:
-    """Images a.png, b.png, c.png (distinct colours) and a list CSV of `rows` beside them."""
+    """Images a.png to d.png (distinct colours) and a list CSV of `rows` beside them."""
     folder.mkdir(parents=True, exist_ok=True)
-    for i, name in enumerate("abc"):
+    for i, name in enumerate("abcd"):
         Image.new("RGB", (12, 12), (40 * i, 80, 120)).save(folder / f"{name}.png")
     (folder / "list.csv").write_text("path,label,split\n" + "".join(f"{r}\n" for r in rows))
     return folder / "list.csv"
@@ -28,7 +28,9 @@ def project(tmp_path: Path, listed: Path, **teachers) -> Path:
     folder = tmp_path / "project"
     folder.mkdir(exist_ok=True)
     params = {"prepare": {"source": "list", "list": str(listed)},
-              "teachers": teachers or {"t": {"arch": "resnet18", "weights": "train"}}}
+              "teachers": teachers or {"t": {"arch": "resnet18", "weights": "train"}},
+              "mine": {"k": 1}, "whiten": {"n_components": 1}, "train": {"csd": {"k": 1}},  # what 2 images feed
+              "evaluate": {"recall_at": [1]}}
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
     return folder
 
@@ -100,7 +102,7 @@ def test_a_checkpoint_absent_here_keeps_its_committed_fingerprint(tmp_path, monk
 
 def test_ids_are_relative_to_the_root_so_a_clone_at_another_depth_finds_the_images(tmp_path, monkeypatch):
     from stages.common import prepared_list
-    listed = own_list(tmp_path / "photos", ROWS)
+    listed = own_list(tmp_path / "photos", [*ROWS, "d.png,1,test"])  # a query with a positive
     root = project(tmp_path, listed)
     monkeypatch.chdir(root)
     prepare(Path("params.yaml"))

@@ -56,7 +56,7 @@ def test_init_writes_every_parameter_so_any_key_can_be_swept(tmp_path):
     photos = tmp_path / "photos"
     for label in range(2):
         (photos / f"c{label}").mkdir(parents=True)
-        for i in range(10):
+        for i in range(50):
             (photos / f"c{label}" / f"{i}.jpg").write_bytes(b"")  # counted, not decoded
     init(tmp_path / "params.yaml", photos, None, None, force=False)
     written = load_params(tmp_path / "params.yaml")

@@ -13,6 +13,13 @@ def validation_size(requested: float, n_train: int) -> int:
     return int(round(requested * n_train)) if requested < 1 else int(requested)
 
 
+def holds_out_images(labels: np.ndarray, splits: np.ndarray) -> bool:
+    """Whether validation holds out images of every class (the test shares the training classes), not whole classes."""
+    labels, splits = np.asarray(labels), np.asarray(splits)
+    test_classes = set(labels[splits != "train"].tolist()) - {-1}
+    return bool(test_classes & set(labels[splits == "train"].tolist()))
+
+
 def hold_out_validation(labels: np.ndarray, splits: np.ndarray, size: int, seed: int) -> np.ndarray:
     """The splits with `size` training rows (about, for whole classes) relabelled `val`, seeded.
 
@@ -24,8 +31,7 @@ def hold_out_validation(labels: np.ndarray, splits: np.ndarray, size: int, seed:
     if size <= 0 or not len(train):
         return splits.astype(str)
     rng = np.random.default_rng([seed, 0x5A1])
-    test_classes = set(labels[splits != "train"].tolist()) - {-1}
-    if test_classes & set(labels[train].tolist()):
+    if holds_out_images(labels, splits):
         order = rng.permutation(train)
         share = np.empty(len(order))
         for cls in np.unique(labels[order]):  # each class's picks spread over its members: stratified

@@ -46,6 +46,16 @@ def load_ground_truth(path: Path, image_list: ImageList) -> GroundTruth | None:
     return GroundTruth(truth.get("dataset", "revisited"), rows, truths)
 
 
+def recall_within(recall_at: Sequence[int], image_list: ImageList, what: str) -> list[int]:
+    """The recall@k depths a gallery can answer (k ≤ its size), with one log line naming those left out."""
+    size = len(image_list.gallery_rows())
+    kept = [k for k in recall_at if k <= size]
+    if len(kept) < len(recall_at):
+        log.info("%s: a gallery of %d images; recall@%s not scored", what, size,
+                 ", @".join(str(k) for k in recall_at if k > size))
+    return kept
+
+
 def score(image_list: ImageList, q, db, ground_truth: GroundTruth | None, recall_at: Sequence[int]) -> dict:
     """Metrics of query features `q` against gallery features `db`, each an (N, D) array indexed by list
     row or a rows reader over the list's rows (pipeline.data.rows); only query and gallery rows are read.

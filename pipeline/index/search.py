@@ -164,12 +164,6 @@ def check_gpu_k(index: faiss.Index, k: int, what: str, advice: str) -> None:
         raise RdistillError(f"{what}: {k} results per query, but FAISS on GPUs returns at most {GPU_MAX_K}; {advice}")
 
 
-def check_k(k: int, n: int) -> None:
-    """Refuse asking for as many neighbours as there are images."""
-    if k >= n:
-        raise RdistillError(f"mine.k: {k} neighbours asked of {n} training images (need k < N)")
-
-
 def save_index(index: faiss.Index, path) -> None:
     """Write an index (copied back from the GPUs first when it lives there)."""
     if faiss.get_num_gpus() > 0:

@@ -13,21 +13,6 @@ from pipeline.data.dataset import make_loader
 from pipeline.data.views import (OneViewPerImage, PositivePairs, RandomlyErased, SeededView, ViewDataset, WithDraws,
                                  every_view)
 from pipeline.distributed import Shard
-from pipeline.errors import RdistillError
-
-
-def check_batch(name: str, method: str, batch_size: int, n_train: int, world: int, d3still_k: int) -> None:
-    """Refuse a batch size that training cannot use: above the training set, not shared evenly by the
-    ranks, or shorter than D3still's lists."""
-    if batch_size > n_train:
-        raise RdistillError(f"student {name}: recipe batch_size {batch_size} is larger than the "
-                            f"{n_train} training images (every batch is full)")
-    if batch_size % world:
-        raise RdistillError(f"student {name}: recipe batch_size {batch_size} is not a multiple of the "
-                            f"{world} ranks (WORLD_SIZE)")
-    if method == "d3still" and batch_size < d3still_k:
-        raise RdistillError(f"student {name}: train.d3still.k {d3still_k} is longer than the batch "
-                            f"({batch_size}) its lists are drawn from")
 
 
 def training_loader(paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray, n_views: int, view_seed: int,

@@ -9,6 +9,7 @@ import numpy as np
 from pipeline.errors import RdistillError
 
 CLAMP_RATIO = 1e-5  # eigenvalues below max(λ)·1e-5 are clamped up to it (Whiten-MTD, supplementary)
+NO_VARIANCE = 1e-12  # of unit-length features (total variance ≤ 1): below it, float rounding, not signal
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def learn_pca(z: np.ndarray, n_components: int, power: float = 0.5) -> Whitening
     return learn_pca_blocks([z], n_components, power)
 
 
-def learn_pca_blocks(blocks, n_components: int, power: float = 0.5) -> Whitening:
+def learn_pca_blocks(blocks, n_components: int, power: float = 0.5, source: str = "features") -> Whitening:
     """learn_pca from an iterable of (n, D) row blocks: memory is one block and D×D float64 matrices.
 
     Warns when n_components exceeds the informative eigenvalues or when M / n_components is small
@@ -76,14 +77,18 @@ def learn_pca_blocks(blocks, n_components: int, power: float = 0.5) -> Whitening
         moments.add(block)
     if moments.count == 0:
         raise RdistillError("whitening needs at least one training image")
-    return pca_from_moments(moments.mean, moments.covariance(), moments.count, n_components, power)
+    return pca_from_moments(moments.mean, moments.covariance(), moments.count, n_components, power, source)
 
 
-def pca_from_moments(mean: np.ndarray, cov: np.ndarray, m: int, n_components: int, power: float) -> Whitening:
+def pca_from_moments(mean: np.ndarray, cov: np.ndarray, m: int, n_components: int, power: float,
+                     source: str = "features") -> Whitening:
     """The whitening of Whiten-MTD, supplementary from the training mean b (D,) and covariance Σ (D, D) of M images."""
     eigenvalues, eigenvectors = np.linalg.eigh(cov)
     order = np.argsort(eigenvalues)[::-1]
     eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
+    if not eigenvalues[0] > NO_VARIANCE:
+        raise RdistillError(f"{source}: the {m} training features are all alike (largest variance {max(eigenvalues[0], 0):.2g}): "
+                            "the teacher describes every image the same way; is it trained?")
     threshold = eigenvalues[0] * CLAMP_RATIO
     n_informative = int((eigenvalues > threshold).sum())
     eigenvalues = np.maximum(eigenvalues, threshold)
