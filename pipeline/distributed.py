@@ -12,14 +12,39 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 
-def init_from_env(timeout_minutes: float = 120) -> None:
-    """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU), its collectives waiting up to
-    `timeout_minutes`; nothing for a single process."""
+TRAINING_TIMEOUT_MINUTES = 10  # torch's default: a training collective that waits longer has lost a rank
+_waits = None  # the gloo group of the long waits for rank 0 (main_first)
+
+
+def init_from_env(wait_minutes: float = 120) -> None:
+    """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU; training collectives wait up
+    to TRAINING_TIMEOUT_MINUTES) and a second, gloo group whose barrier waits up to `wait_minutes` while
+    rank 0 alone writes a shared file; nothing for a single process."""
+    global _waits
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(minutes=timeout_minutes))
+        dist.init_process_group("nccl" if cuda else "gloo",
+                                timeout=datetime.timedelta(minutes=TRAINING_TIMEOUT_MINUTES))
+        _waits = dist.new_group(backend="gloo", timeout=datetime.timedelta(minutes=wait_minutes))
+
+
+def finish() -> None:
+    """Leave the process group (every rank, once its last collective is done); nothing for a single process."""
+    global _waits
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    _waits = None
+
+
+def to_sync_batchnorm(net: torch.nn.Module) -> torch.nn.Module:
+    """Every BatchNorm as SyncBatchNorm; timm's BatchNormAct2d keeps its activation and drop (timm's own
+    conversion, which torch's would replace by a bare SyncBatchNorm)."""
+    if any(type(m).__module__.startswith("timm.") for m in net.modules()):
+        from timm.layers import convert_sync_batchnorm
+        return convert_sync_batchnorm(net)
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
 
 
 def synchronised_batchnorm(net: torch.nn.Module, device: torch.device, world: int) -> torch.nn.Module:
@@ -27,7 +52,7 @@ def synchronised_batchnorm(net: torch.nn.Module, device: torch.device, world: in
     normalises with the statistics of the global batch, as one GPU with the whole batch would (gloo on the
     CPU has no SyncBatchNorm: there each rank keeps its shard's statistics)."""
     if world > 1 and device.type == "cuda":
-        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        return to_sync_batchnorm(net)
     return net
 
 
@@ -43,10 +68,10 @@ def is_main() -> bool:
     return rank_and_world()[0] == 0
 
 
-def barrier() -> None:
+def barrier(group=None) -> None:
     """Wait for every rank (no-op for a single process)."""
     if rank_and_world()[1] > 1:
-        dist.barrier()
+        dist.barrier(group=group)
 
 
 def gather_batch(q: torch.Tensor, labels: torch.Tensor, items: torch.Tensor):
@@ -84,7 +109,7 @@ def average_batchnorm_statistics(net: torch.nn.Module) -> None:
 def main_first(make):
     """make() on rank 0, then on the other ranks once rank 0 is done (e.g. a scratch folder rank 0 may reset)."""
     result = make() if is_main() else None
-    barrier()
+    barrier(_waits)  # rank 0 may write gigabytes meanwhile: the long wait, not the training collectives' timeout
     return result if is_main() else make()
 
 

@@ -439,8 +439,8 @@ class RuntimeParams(Section):
     image_cache_mb: float = Field(2048, ge=0)
     """decoded training inputs (teachers fitted here, students) kept in memory after the first epoch"""
     timeout_minutes: PositiveFloat = 120
-    """under torchrun: how long a rank waits at a collective (e.g. while rank 0 writes a multi-GB target file)
-    before the run fails; torch's default is 10"""
+    """under torchrun: how long the other ranks wait while rank 0 alone writes a shared file (e.g. a multi-GB
+    target file) before the run fails; training collectives keep torch's 10 minutes"""
 
 
 class ReportParams(Section):

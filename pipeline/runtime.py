@@ -8,9 +8,12 @@ import random
 import numpy as np
 import torch
 
+from pipeline.determinism import deterministic_cuda_environment
+
 
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch; deterministic kernels where torch has them."""
+    deterministic_cuda_environment()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

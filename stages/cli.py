@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from pipeline.determinism import deterministic_cuda_environment
 from pipeline.errors import RdistillError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -24,6 +25,7 @@ def main_options(
 ) -> None:
     """Options shared by every stage."""
     state["params"], state["debug"] = params, debug
+    deterministic_cuda_environment()  # before any stage's first CUDA call
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its CPU-feature probing is noise to users
     for exporter in ("onnx_ir", "onnxscript", "torch.onnx"):  # the ONNX exporter's passes, one line each

@@ -45,7 +45,8 @@ def write_plots(name: str, image_list: ImageList, student, truth: GroundTruth | 
         grid.save(tmp, format="PNG")
 
 
-def describe_student(name: str, seed: int, net, checkpoint: dict, image_list: ImageList, rows: np.ndarray, p) -> Path:
+def describe_student(name: str, seed: int, net, checkpoint: dict, image_list: ImageList, rows: np.ndarray, p,
+                     workers: int = 0) -> Path:
     """The student's descriptors of `rows`, in a scratch feature file read back block by block like a
     teacher's: memory stays at a block however large the gallery (1M distractors: 2 GB at 512-d)."""
     dataset = ImageListDataset(image_list.paths, image_list.labels, rows, eval_transform(checkpoint["image_size"]),
@@ -53,7 +54,7 @@ def describe_student(name: str, seed: int, net, checkpoint: dict, image_list: Im
     scratch = layout.scratch("evaluate", name)
     scratch.mkdir(parents=True, exist_ok=True)
     path = scratch / f"student-seed-{seed}.h5"
-    describe_to_file(net, make_loader(dataset, p.batch_size, 0, by_shape=True), p.scales, image_list.ids, len(rows),
+    describe_to_file(net, make_loader(dataset, p.batch_size, workers, by_shape=True), p.scales, image_list.ids, len(rows),
                      device(), path, desc=f"evaluate {name} seed {seed}")
     return path
 
@@ -72,7 +73,7 @@ def evaluate(name: str, params_path: Path) -> str:
     results = []
     for seed in seeds:
         net, checkpoint = load_student(layout.student_weights(name, seed))
-        described = describe_student(name, seed, net, checkpoint, image_list, rows, p)
+        described = describe_student(name, seed, net, checkpoint, image_list, rows, p, params.runtime.workers)
         with FeatureRows(described) as student:
             result = {"method": checkpoint["method"], "teacher": checkpoint["teacher"], "arch": checkpoint["arch"],
                       "teachers": checkpoint.get("teachers", [checkpoint["teacher"]]),

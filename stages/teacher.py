@@ -73,7 +73,7 @@ def teacher(name: str, params_path: Path) -> None:
                 log.info("teacher %s %s", name, epoch_line(r))
                 log_epoch(r)
             # one scale: extract.scales are a later stage's choice, and changing them must not retrain the teacher
-            validate = validation_scorer(image_list, size, (1.0,), p.batch_size, device())
+            validate = validation_scorer(image_list, size, (1.0,), p.batch_size, device(), params.runtime.workers)
             history = fit(net, objective, loader, recipe, device(), on_epoch=on_epoch, checkpoint=store.file("checkpoint.pt"),
                           validate=validate, validate_every=p.eval_every)
         store.clear()

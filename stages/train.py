@@ -13,7 +13,7 @@ import torch
 
 from pipeline import layout
 from pipeline.data.h5 import read_arrays
-from pipeline.distributed import init_from_env, is_main, main_first, rank_and_world
+from pipeline.distributed import finish, init_from_env, is_main, main_first, rank_and_world
 from pipeline.io import atomic_path, sha256_file, write_json
 from pipeline.methods import METHODS
 from pipeline.errors import RdistillError
@@ -50,6 +50,14 @@ def reusable(path: Path, key: str) -> dict | None:
 
 def train(name: str, params_path: Path) -> None:
     """Write data/students/<name>/seed-<s>.pt for every training seed, and metrics/train/<name>.json."""
+    try:
+        train_every_seed(name, params_path)
+    finally:
+        finish()  # under torchrun: leave the process group, also after an error
+
+
+def train_every_seed(name: str, params_path: Path) -> None:
+    """train(), inside the process group."""
     params = load_params(params_path)
     spec, p = student(params, name, params_path), params.train
     recipe, settings = spec.recipe, spec.settings
@@ -88,7 +96,8 @@ def train(name: str, params_path: Path) -> None:
               "last_stride": p.student.last_stride, "pool": p.student.pool,
               "method": spec.method, "teacher": spec.gallery, "teachers": spec.teachers}
     validate = validation_scorer(image_list, p.student.image_size, params.evaluate.scales,
-                                 params.evaluate.batch_size, device())
+                                 params.evaluate.batch_size, device(),
+                                 params.runtime.workers)
     histories = {}
     for seed in params.training_seeds():
         key = hashlib.sha256(json.dumps({**inputs, "training_seed": seed}, sort_keys=True, default=str).encode()).hexdigest()
@@ -97,10 +106,9 @@ def train(name: str, params_path: Path) -> None:
         if earlier is not None:
             log.info("student %s seed %d: trained earlier with the same inputs, reused", name, seed)
             histories[seed] = earlier["history"]
-            if is_main():
-                with epoch_logger(layout.live("train", name, seed)) as log_epoch:  # its epochs, as they were
-                    for epoch in earlier["history"]:
-                        log_epoch(epoch)
+            with epoch_logger(layout.live("train", name, seed)) as log_epoch:  # its epochs, as they were
+                for epoch in earlier["history"]:
+                    log_epoch(epoch)
             continue
         seed_everything(seed)
         net = create(p.student.arch, targets.dim, p.student.last_stride, p.student.pool)
@@ -113,11 +121,10 @@ def train(name: str, params_path: Path) -> None:
                                  workers=params.runtime.workers, seed=seed)
         log.info("training student %s seed %d (%s, %s from %s, %d view(s)) on %d images", name, seed,
                  p.student.arch, spec.method, "+".join(spec.teachers), n_views, len(rows))
-        with epoch_logger(layout.live("train", name, seed)) as log_epoch:
+        with epoch_logger(layout.live("train", name, seed)) as log_epoch:  # a no-op but on rank 0
             def on_epoch(r: dict) -> None:
                 log.info("%s %s", name, epoch_line(r))
-                if is_main():
-                    log_epoch(r)
+                log_epoch(r)
             history = fit(net, objective, loader, recipe, device(), on_epoch=on_epoch,
                           checkpoint=store.file(f"checkpoint-seed-{seed}.pt"), sync_batchnorm=p.sync_bn,
                           validate=validate, validate_every=p.eval_every)

@@ -93,8 +93,8 @@ class RandomlyErased(Dataset):
     def __getitem__(self, key: tuple[int, int]):
         i, draw = key
         image, label, item = self.dataset[i]
-        with torch.random.fork_rng(devices=[]):  # torchvision draws from torch's global generator
-            torch.manual_seed(draw)
+        with torch.random.fork_rng(devices=[]):  # torchvision draws from torch's global CPU generator: it alone
+            torch.default_generator.manual_seed(draw)  # is seeded (torch.manual_seed would reseed CUDA's too)
             return self.erase(image), label, item
 
 

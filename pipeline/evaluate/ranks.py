@@ -52,11 +52,32 @@ def similarity_rows(q: np.ndarray, gallery, budget_bytes: int = BUDGET_BYTES,
             yield start, sims, None
             continue
         import torch
+        if start == 0:
+            resident = gallery_on_device(gallery, device)
         q_dev = torch.from_numpy(qb).to(device)
-        sims_dev = torch.empty((len(qb), len(gallery)), dtype=torch.float32, device=device)
-        for first, block in gallery.blocks():
-            sims_dev[:, first:first + len(block)] = q_dev @ torch.from_numpy(block).to(device).T
+        if resident is not None:
+            sims_dev = q_dev @ resident.T
+        else:
+            sims_dev = torch.empty((len(qb), len(gallery)), dtype=torch.float32, device=device)
+            for first, block in gallery.blocks():
+                sims_dev[:, first:first + len(block)] = q_dev @ torch.from_numpy(block).to(device).T
         yield start, sims_dev.cpu().numpy(), torch.sort(sims_dev, dim=1).values.cpu().numpy()
+
+
+DEVICE_SHARE = 0.5  # of a GPU's free memory the gallery may take to stay there between query batches
+
+
+def gallery_on_device(gallery, device):
+    """The whole gallery as one (G, D) tensor on `device`, read and uploaded once, when it takes under
+    DEVICE_SHARE of the GPU's free memory; None otherwise (each query batch then streams it block by block)."""
+    import torch
+    size = 4 * len(gallery) * gallery.dim
+    if device.type == "cuda" and size > DEVICE_SHARE * torch.cuda.mem_get_info(device)[0]:
+        return None
+    resident = torch.empty((len(gallery), gallery.dim), dtype=torch.float32, device=device)
+    for first, block in gallery.blocks():
+        resident[first:first + len(block)] = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).to(device)
+    return resident
 
 
 def ahead_counts(row: np.ndarray, targets: np.ndarray, sorted_row: np.ndarray | None = None) -> np.ndarray:

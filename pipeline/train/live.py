@@ -22,7 +22,12 @@ def epoch_line(record: dict) -> str:
 @contextlib.contextmanager
 def epoch_logger(folder: Path) -> Iterator[Callable[[dict], None]]:
     """A callback for fit's on_epoch that logs each epoch record as DVCLive step epoch − 1 under `folder`
-    (plots/metrics/<name>.tsv per metric, metrics.json the latest)."""
+    (plots/metrics/<name>.tsv per metric, metrics.json the latest). Under torchrun only rank 0 logs: another
+    rank gets a callback that does nothing and never opens the folder (DVCLive would write an empty summary)."""
+    from pipeline.distributed import is_main
+    if not is_main():
+        yield lambda record: None
+        return
     from dvclive import Live
     from scmrepo.exceptions import SCMError
 

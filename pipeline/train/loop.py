@@ -117,6 +117,12 @@ def restore_scaler(scaler: torch.amp.GradScaler, state: dict) -> None:
         log.info("the checkpoint was saved without mixed precision: the loss scale starts afresh")
 
 
+def has_unreached_parameters(net: nn.Module) -> bool:
+    """Whether a forward pass may leave parameters without a gradient (a timm trunk's unused head)."""
+    from pipeline.models.timm_trunk import TimmTrunk
+    return any(isinstance(m, TimmTrunk) and m.pool != "model" for m in net.modules())
+
+
 class TrainingStep(nn.Module):
     """Network and objective as one module, so that DDP synchronises the gradients of both (e.g. class proxies).
 
@@ -167,7 +173,9 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
         # Cached teacher features are non-persistent buffers of the objective, memory-mapped from one file
         # that every rank reads: never broadcast them, neither at the start nor at every step.
         nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(step, cached_buffer_names(step))
-        step = nn.parallel.DistributedDataParallel(step, broadcast_buffers=False)
+        # timm trunks keep head parameters (e.g. ConvNeXt's head norm) that forward_features never reaches
+        step = nn.parallel.DistributedDataParallel(step, broadcast_buffers=False,
+                                                   find_unused_parameters=has_unreached_parameters(net))
     optimizer = make_optimizer([*net.parameters(), *objective.parameters()], recipe)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(i, recipe, len(loader)))
     to_average = averaged_epochs(recipe)
@@ -200,10 +208,10 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            losses.append(loss.item())
+            losses.append(loss.detach())  # no .item(): on a GPU it would wait for every step
         if epoch + 1 in to_average:
             average.update_parameters(net)
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - start,
+        record = {"epoch": epoch + 1, "loss": float(np.mean(torch.stack(losses).cpu().numpy().astype(np.float64))), "seconds": time.perf_counter() - start,
                   "lr": float(optimizer.param_groups[0]["lr"])}
         if validate is not None and validate_every and (epoch + 1) % validate_every == 0 \
                 and epoch + 1 < recipe.epochs and is_main():

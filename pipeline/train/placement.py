@@ -25,6 +25,7 @@ def device_budget(device: torch.device) -> int | None:
     """Bytes of cached targets `device` may hold: a share of a GPU's free memory; None (no limit) for the CPU."""
     if device.type != "cuda":
         return None
+    torch.cuda.empty_cache()  # a previous seed's freed blocks still count as used until released
     free, _ = torch.cuda.mem_get_info(device)
     return int(DEVICE_SHARE * free)
 

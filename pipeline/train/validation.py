@@ -16,8 +16,9 @@ from pipeline.features.extract import describe
 
 
 def validation_scorer(image_list: ImageList, image_size: int, scales: Sequence[float], batch_size: int,
-                      device: torch.device) -> Callable[[nn.Module], float] | None:
-    """A function giving a network's symmetric validation mAP, or None when the list holds no validation rows.
+                      device: torch.device, workers: int = 0) -> Callable[[nn.Module], float] | None:
+    """A function giving a network's symmetric validation mAP, or None when the list holds no validation rows
+    (images decoded by `workers` processes, runtime.workers: on a GPU machine decoding is the slow part).
 
     The network is described in evaluation mode and left in training mode; the loader draws from its own
     generator, so scoring never moves the random numbers training draws from.
@@ -30,7 +31,7 @@ def validation_scorer(image_list: ImageList, image_size: int, scales: Sequence[f
                                image_list.bboxes, decode_size=image_size)
 
     def validation_map(net: nn.Module) -> float:
-        batches = list(describe(net, make_loader(dataset, batch_size, 0, by_shape=True), scales, len(rows), device,
+        batches = list(describe(net, make_loader(dataset, batch_size, workers, by_shape=True), scales, len(rows), device,
                                 desc="validation"))
         net.train()
         listed = np.concatenate([batch_rows for batch_rows, _ in batches])

@@ -112,3 +112,23 @@ def test_top_results_from_readers_equal_a_brute_force_ranking(tmp_path, rng):
         expected = ranked[ranked != qr][:5]  # the query itself is left out
         assert rows[i].tolist() == expected.tolist()
         assert correct[i].tolist() == (labels[expected] == labels[qr]).tolist()
+
+
+def test_a_torch_device_reads_the_gallery_once_for_every_query_batch(rng):
+    import torch
+
+    from pipeline.evaluate.ranks import similarity_rows
+
+    class CountingRows(ArrayRows):
+        passes = 0
+
+        def blocks(self):
+            CountingRows.passes += 1
+            return super().blocks()
+
+    db, q = rng.standard_normal((50, 8)).astype(np.float32), rng.standard_normal((12, 8)).astype(np.float32)
+    gallery = CountingRows(db, block=7)
+    batches = list(similarity_rows(q, gallery, budget_bytes=4 * 50 * 3, device=torch.device("cpu")))
+    assert len(batches) == 4 and CountingRows.passes == 1  # 4 query batches, one read of the gallery
+    sims = np.concatenate([b[1] for b in batches])
+    assert np.allclose(sims, q @ db.T, rtol=0, atol=1e-5)  # float32 products of 8 terms in [-4, 4]

@@ -152,19 +152,3 @@ def test_batchnorm_is_synchronised_for_several_cuda_ranks_only():
     assert set(converted.state_dict()) == set(net().state_dict())  # a checkpoint loads into the plain network
     assert kinds(synchronised_batchnorm(net(), torch.device("cpu"), 2)) == ["BatchNorm1d"]
     assert kinds(synchronised_batchnorm(net(), torch.device("cuda"), 1)) == ["BatchNorm1d"]
-
-
-def test_ranks_wait_for_each_other_as_long_as_the_parameter_says(monkeypatch):
-    import datetime
-
-    import pipeline.distributed as distributed
-    from pipeline.params import RuntimeParams
-
-    joined = {}
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
-    monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend, **kw: joined.update(backend=backend, **kw))
-    distributed.init_from_env(RuntimeParams().timeout_minutes)
-    assert joined["timeout"] == datetime.timedelta(minutes=120) > datetime.timedelta(minutes=10)  # torch's default
-    distributed.init_from_env(5.5)
-    assert joined["timeout"] == datetime.timedelta(minutes=5, seconds=30)
