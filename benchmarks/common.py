@@ -13,7 +13,8 @@ import torch
 
 from pipeline.provenance import library_versions
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# benchmarks/results, or the folder a caller names (benchmarks/gpu_check writes everything to its OUT folder)
+RESULTS = Path(os.environ.get("RDISTILL_BENCHMARK_RESULTS") or Path(__file__).resolve().parent / "results")
 
 
 def machine() -> dict:

@@ -103,6 +103,22 @@ def test_ranks_on_the_gpu_equal_the_cpu_ones_for_a_5000_image_gallery():
             assert (lowest <= ranks).all() and (ranks <= highest).all(), i
 
 
+def test_exact_mining_on_the_gpu_finds_the_lists_of_a_cpu_exact_search():
+    from benchmarks.mining import clustered_features
+    from pipeline.index.exact_torch import ExactSearch
+    from pipeline.index.search import dot_rounding_bound, recall_with_ties
+
+    feats = clustered_features(6000, 64, clusters=120)
+    k, sample = 16, np.arange(0, 6000, 30)
+    sims, ids = ExactSearch(feats, DEVICE).search(0, 6000, k)
+    exact = feats[sample].astype(np.float64) @ feats.astype(np.float64).T
+    exact[np.arange(len(sample)), sample] = -np.inf  # a row is not its own neighbour
+    exact_sims = -np.sort(-exact, axis=1)[:, :k]
+    found = np.take_along_axis(feats[sample].astype(np.float64) @ feats.astype(np.float64).T, ids[sample], axis=1)
+    assert not (ids[sample] == sample[:, None]).any()
+    assert recall_with_ties(found, exact_sims, dot_rounding_bound(feats[sample], feats)) == 1.0
+
+
 def test_faiss_indexes_go_to_the_gpu_and_take_their_nprobe():
     faiss = pytest.importorskip("faiss")
     if faiss.get_num_gpus() == 0:

@@ -28,8 +28,13 @@ def epoch_logger(folder: Path) -> Iterator[Callable[[dict], None]]:
     if not is_main():
         yield lambda record: None
         return
-    from dvclive import Live
-    from scmrepo.exceptions import SCMError
+    try:
+        from dvclive import Live
+        from scmrepo.exceptions import SCMError
+    except ImportError:  # e.g. a bare GPU machine: training runs the same, with its log lines only
+        log.warning("dvclive is not installed: epochs are logged as lines only, not under %s", folder)
+        yield lambda record: None
+        return
 
     try:
         live = Live(dir=str(folder), save_dvc_exp=False, dvcyaml=False, report=None)

@@ -187,3 +187,15 @@ def test_checkpoints_of_converted_networks_load_into_plain_ones(arch):
     assert not any(type(m).__name__.startswith("BatchNorm") and "Sync" not in type(m).__name__
                    for m in converted.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
     net.load_state_dict(converted.state_dict())  # strict: the same keys
+
+
+def test_training_logs_without_dvclive_where_it_is_not_installed(monkeypatch, tmp_path, caplog):
+    import sys
+
+    from pipeline.train.live import epoch_logger
+
+    monkeypatch.setitem(sys.modules, "dvclive", None)  # import dvclive now raises ImportError
+    with epoch_logger(tmp_path / "live") as log_epoch:
+        log_epoch({"epoch": 1, "loss": 0.5, "lr": 0.1, "seconds": 1.0})
+    assert not (tmp_path / "live").exists()
+    assert "dvclive is not installed" in caplog.text
