@@ -13,7 +13,7 @@ from pipeline.evaluate.intervals import query_resamples
 from pipeline.io import atomic_path, write_json
 from pipeline.models.weights import load_network, load_student
 from pipeline.params import Params, load_params
-from pipeline.report.comparison import compare_students
+from pipeline.report.comparison import compare_students, students_of
 from pipeline.report.cost import model_cost
 from pipeline.report.series import loss_series, pr_series
 from pipeline.report.table import intervals_note, results_table, results_title, starts_note
@@ -66,7 +66,8 @@ def report(params_path: Path) -> str:
     costs = costs_of(params, teachers, evaluated)
     # one seeded draw of the queries, shared by every comparison (the bootstrap is paired)
     comparison = compare_students(evaluated, _per_query("student", evaluated), _per_query("teacher", teachers),
-                                  lambda n: query_resamples(n, params.report.resamples, params.seed))
+                                  lambda n: query_resamples(n, params.report.resamples, params.seed),
+                                  teachers, ensembles, _per_query("ensemble", ensembles))
     write_json(layout.COMPARISON, comparison)
     losses = {n: json.loads(layout.plot("loss", n, ".json").read_text()) for n in sorted(students)
               if layout.plot("loss", n, ".json").is_file()}
@@ -80,7 +81,7 @@ def report(params_path: Path) -> str:
     table += intervals_note(comparison, params.report.resamples) + starts_note(trained)
     layout.TRADEOFF.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(layout.TRADEOFF) as tmp:
-        tradeoff_plot(tradeoff_points(teachers, evaluated, ensembles, costs), tmp, comparison)
+        tradeoff_plot(tradeoff_points(teachers, evaluated, ensembles, costs), tmp, students_of(comparison))
     table += ("\nCosts per image at the model's input size and scales; ms measured on the machine that ran the "
               f"report ({torch.get_num_threads()} threads).\n\n![mAP against GFLOPs per image](../{layout.TRADEOFF})\n")
     checks = _load_all("verify", params.teachers)

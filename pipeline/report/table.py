@@ -1,7 +1,9 @@
-"""The results table: teachers, distilled students (symmetric and asymmetric) and references."""
+"""The results table: teachers, distilled students (symmetric and asymmetric) and references, every compared
+figure with its interval (pipeline.report.comparison) and a note on what the intervals and marks mean."""
 from __future__ import annotations
 
-from pipeline.report.comparison import difference_note, interval_cell
+from pipeline.evaluate.intervals import CONFIDENCE
+from pipeline.report.comparison import REFERENCE, difference_note, interval_cell, ratio_note, students_of
 
 CLASS_COLUMNS = ("mAP", "R@1", "R@5", "R@10")
 REVISITED_COLUMNS = ("E mAP", "M mAP", "H mAP", "M mP@10")
@@ -66,46 +68,131 @@ def starts_note(trained: dict[str, dict]) -> str:
     return f"\nStudents started from {named}.\n"
 
 
-def intervals_note(comparison: dict[str, dict], resamples: int) -> str:
-    """What the table's intervals and marks mean, under it."""
-    figures = [f for settings in comparison.values() for f in settings.values()]
-    if not figures:
+def _seeds_text(seeds: list[int]) -> str:
+    """Seed counts as the note prints them: "3", or "2/3" when students differ."""
+    return "/".join(map(str, seeds))
+
+
+def intervals_note(comparison: dict, resamples: int) -> str:
+    """What the table's intervals and marks mean, under it: the pooled seed SDs, the models trained once, the
+    family of differences and its multiplicity adjustment, what a mark can detect at these seeds, and why one
+    seed marks nothing (every figure from `comparison`, pipeline.report.comparison)."""
+    rows = [f for settings in students_of(comparison).values() for f in settings.values()]
+    if not rows:
         return ""
-    seeds = sorted({f["seeds"] for f in figures})
-    over = ("one seed per student: a row's interval comes from resampling the queries alone, not from retraining"
-            if seeds == [1] else f"{'/'.join(map(str, seeds))} seeds per student: a row's interval is a Student-t "
-                                 f"interval over the seeds' mAP")
-    return (f"\nStudents' mAP is the mean over training seeds with a 95% interval ({over}). Differences are "
-            f"paired bootstraps over the queries ({resamples:,} seeded resamples; per query, the AP averaged over "
-            "seeds), widened by Welch's interval over the seeds' mAP (a seed moves every query together): "
-            "against no_distill for symmetric rows, against the whitened teacher for asymmetric rows; "
-            "`*` marks a difference whose 95% interval excludes 0. The teachers are trained once, so every "
-            "interval is conditional on them.\n")
+    level, quantile = f"{CONFIDENCE:.0%}", f"{(1 + CONFIDENCE) / 2:g}"
+    seeds = sorted({f["seeds"] for f in rows})
+    pooled = {s: p["mAP"] for s, p in comparison.get("pooled", {}).items() if "mAP" in p}
+    family = comparison.get("families", {}).get(REFERENCE)
+    measured = seeds != [1] and any(p["df"] >= 1 for p in pooled.values())
+    if measured:
+        spreads = "; ".join(f"{setting}: s_pooled {p['sd']:.4f} over {p['students']} students, df = Σ(n_i − 1) = "
+                            f"{p['df']}, their own SDs {p['own_sd_min']:.4f}–{p['own_sd_max']:.4f}"
+                            for setting, p in pooled.items())
+        recall = any("R@1" in f.get("intervals", {}) for f in rows)
+        rows_text = (f"Students' rows: the mean over {_seeds_text(seeds)} training seeds with a {level} interval, mean ± "
+                     f"t_{{{quantile}, df}} · s_pooled / √n, the seeds' SD pooled over every student of the setting "
+                     f"({spreads}){'; R@1 likewise' if recall else ''}. Pooling assumes one seed variance per setting; "
+                     "each row's own SD and own-t interval are in metrics/comparison.json (sd, own_low, own_high).")
+    else:
+        rows_text = ("One seed per student: no seed spread can be measured, so a student's interval comes from "
+                     f"resampling the test queries alone ({resamples:,} seeded resamples), not from retraining.")
+    if comparison.get("teachers") or comparison.get("ensembles"):
+        rows_text += (" Teachers (raw, whitened) and the ensemble mean (EM) are trained once, so every interval is "
+                      "conditional on them; their own intervals are over the test queries only (a bootstrap, "
+                      f"{resamples:,} seeded resamples; R@1's from its rate, a 0/1 score per query).")
+    else:
+        rows_text += " The teachers are trained once, so every interval is conditional on them."
+    text = [rows_text]
+    if family:
+        seed_term = ("widened on each side in quadrature by the pooled seeds' t interval (a seed moves every query "
+                     "together)" if measured else "not widened: no seed spread was measured")
+        differences = (f"Differences: a paired bootstrap over the queries ({resamples:,} seeded resamples; per query, the "
+                       f"AP averaged over seeds), {seed_term}; the brackets are the unadjusted {level} interval. Each p "
+                       "is two-sided, that interval inverted (1 − the smallest confidence at which it reaches 0). "
+                       f"Family: the {family['size']} differences in this table, {family['description']}; `*` marks "
+                       f"those whose Holm-adjusted p (Holm 1979, over the family, printed beside each) is at most "
+                       f"{family['alpha']:g} and whose seeds' spread is measured.")
+        if measured and any("ratio" in settings.get("asymmetric", {}) for settings in students_of(comparison).values()):
+            differences += (" × whitened teacher mAP: the ratio of means, a paired query bootstrap of the ratio widened "
+                            "in quadrature by the student's pooled seed term over the teacher's mAP (delta method).")
+        text.append(differences)
+        text.append(power_sentence(family) if measured else
+                    "With one seed no difference is marked: the query bootstrap alone undercovers when a training seed "
+                    "moves a whole model (on synthetic scores with such seed shifts it held a null difference in 58 of "
+                    "200 trials), and without the seeds' spread no minimum detectable difference can be stated; train "
+                    "two seeds or more (`train.seeds`). A difference without a mark is not evidence of no effect.")
+    return "\n" + "\n\n".join(text) + "\n"
+
+
+def power_sentence(family: dict) -> str:
+    """What a family's marks can detect: the minimum detectable difference per setting, the seeds the smallest
+    marked difference would need, and what an unmarked difference means."""
+    mdd = family["detectable"]
+    parts = [f"{d['mdd']:.3f} {setting} (k = {d['sides']}{', against a model trained once' if d['sides'] == 1 else ''}; "
+             f"{d['mdd_holm_first']:.3f} at Holm's first step, α = {family['alpha']:g}/{family['size']})"
+             for setting, d in mdd.items()]
+    n = sorted({d["seeds"] for d in mdd.values()})
+    text = (f"At n = {_seeds_text(n)} seeds per side a difference is detected with {family['power']:.0%} power only "
+            f"above the minimum detectable difference MDD ≈ (t_{{{1 - family['alpha'] / 2:g}, df}} + "
+            f"t_{{{family['power']:g}, df}}) · s_pooled · √(k/n), k = 2 when both sides vary with their seeds (the "
+            "seeds' share alone; the queries' adds to it): " + "; ".join(parts) + ".")
+    smallest = family.get("smallest_marked")
+    if smallest:
+        need = smallest["seeds_needed"]
+        text += (f" The smallest marked difference, {smallest['diff']:+.3f} ({smallest['name']}), would need "
+                 + (f"{need} seeds per side" if need else "more than 1,000 seeds per side")
+                 + f" for {family['power']:.0%} power.")
+    else:
+        text += " No difference is marked."
+    return text + (" A difference without a mark is not evidence of no effect: at this sample size only differences "
+                   "above about the MDD are reliably detected, and smaller ones, of either sign, remain compatible "
+                   "with the intervals.")
+
+
+def interval_columns(comparison: dict, revisited: bool) -> list[str]:
+    """The figures shown with an interval column: mAP always, then those some row has an interval for (E and H
+    mAP in the revisited protocol, R@1 in the class protocol)."""
+    rows = [f for settings in students_of(comparison).values() for f in settings.values()]
+    rows += [f for kind in ("teachers", "ensembles") for settings in comparison.get(kind, {}).values()
+             for f in settings.values()]
+    others = ("E mAP", "H mAP") if revisited else ("R@1",)
+    return ["mAP", *[c for c in others if any(c in f.get("intervals", {}) for f in rows)]]
+
+
+def interval_cells(figures: dict | None, shown: list[str]) -> list[str]:
+    """A row's interval cells, one per shown figure ("–" where it has none)."""
+    figures = figures or {}
+    return [interval_cell(figures if c == "mAP" else figures.get("intervals", {}).get(c)) for c in shown]
 
 
 def results_table(teachers: dict[str, dict], students: dict[str, dict], training: dict[str, dict],
                   ensembles: dict[str, dict] | None = None, costs: dict[str, dict] | None = None,
-                  comparison: dict[str, dict] | None = None) -> str:
+                  comparison: dict | None = None) -> str:
     """Markdown table from metrics/eval_teacher, metrics/eval, metrics/train and metrics/eval_ensemble contents,
     with cost columns when `costs` (per teacher and student name: pipeline.report.cost.model_cost) are given,
-    and students' intervals and paired differences when `comparison` (pipeline.report.comparison) is.
+    and every compared figure's interval, the students' differences and ratios when `comparison`
+    (pipeline.report.comparison.compare_students) is.
 
     Rows: teachers (raw, whitened), ensemble means, the no-distill reference, then every method.
     """
-    columns = REVISITED_COLUMNS if protocol_of(teachers, students) == "revisited" else CLASS_COLUMNS
+    revisited = protocol_of(teachers, students) == "revisited"
+    columns = REVISITED_COLUMNS if revisited else CLASS_COLUMNS
     shown_costs = list(COST_COLUMNS) if costs else []
     comparison = comparison or {}
-    shown_interval = ["mAP 95% interval"] if comparison else []
+    shown = interval_columns(comparison, revisited) if comparison else []
+    shown_interval = [f"{c} {CONFIDENCE:.0%} interval" for c in shown]
     every = [*teachers.values(), *students.values()]
     shown_validation = ["val mAP"] if any("validation" in r for r in every) else []
 
     def row(model: str, setting: str, scores: dict, notes: str = "", cost: dict | None = None,
             figures: dict | None = None, validation: dict | None = None) -> str:
         flat = cells(scores)
-        if figures:  # the mean over seeds (metrics/eval holds it too; the comparison is the one source here)
+        if figures and "seeds" in figures:  # a student's row: the mean over seeds (metrics/eval holds it too; the comparison is the one source here)
             flat = {**flat, "mAP": figures["mAP"]} if "M mAP" not in flat else {**flat, "M mAP": figures["mAP"], "mAP": figures["mAP"]}
+            flat.update({c: f["value"] for c, f in figures.get("intervals", {}).items()})
         text = " | ".join([f"{flat[c]:.3f}" if c in flat else "–" for c in columns]
-                          + ([interval_cell(figures) if figures else "–"] if comparison else [])
+                          + interval_cells(figures, shown)
                           + ([f"{validation['mAP']:.3f}" if validation else "–"] if shown_validation else [])
                           + (cost_cells(cost) if costs else []))
         return f"| {model} | {setting} | {text} | {notes} |"
@@ -115,16 +202,18 @@ def results_table(teachers: dict[str, dict], students: dict[str, dict], training
     lines = [f"| model | setting | {' | '.join(header)} | notes |", "|---|---|" + "---|" * len(header) + "---|"]
     for name, result in sorted(teachers.items()):
         held_out = result.get("validation", {})
+        figures = comparison.get("teachers", {}).get(name, {})
         lines.append(row(f"teacher {name}", f"raw ({result['raw']['dim']}-d)", result["raw"], cost=costs.get(name),
-                         validation=held_out.get("raw")))
+                         figures=figures.get("raw"), validation=held_out.get("raw")))
         lines.append(row(f"teacher {name}", f"whitened ({result['whitened']['dim']}-d)", result["whitened"],
-                         cost=costs.get(name), validation=held_out.get("whitened")))
+                         cost=costs.get(name), figures=figures.get("whitened"), validation=held_out.get("whitened")))
     for name, result in sorted((ensembles or {}).items()):
         mrr = {k: d["view_mrr"] for k, d in result.get("diagnostics", {}).items() if "view_mrr" in d}
         notes = (f"MRR of plain image vs its view: {name} {mrr.pop(name):.3f} ("
                  + ", ".join(f"{k} {v:.3f}" for k, v in mrr.items()) + ")") if name in mrr else ""
         lines.append(row(f"{name} ({' + '.join(result['teachers'])})", "ensemble mean of whitened similarities",
-                         result["symmetric"], notes, summed_cost(costs, result["teachers"])))
+                         result["symmetric"], notes, summed_cost(costs, result["teachers"]),
+                         comparison.get("ensembles", {}).get(name, {}).get("symmetric")))
     references = [cells(r["symmetric"])["mAP"] for r in students.values() if r["method"] == "no_distill"]
     alignment = teacher_alignment(ensembles or {})
     for name, result in sorted(students.items(), key=lambda kv: (kv[1]["method"] != "no_distill", kv[0])):
@@ -144,8 +233,11 @@ def results_table(teachers: dict[str, dict], students: dict[str, dict], training
         if "asymmetric" in result:
             teacher = teachers.get(result["teacher"], {}).get("whitened")
             asymmetric = figures.get("asymmetric", {})
-            ratio = (f"{asymmetric.get('mAP', cells(result['asymmetric'])['mAP']) / cells(teacher)['mAP']:.2f} × "
-                     "whitened teacher mAP" if teacher and cells(teacher)["mAP"] else "")
+            if "ratio" in asymmetric:
+                ratio = ratio_note(asymmetric["ratio"])
+            else:
+                ratio = (f"{asymmetric.get('mAP', cells(result['asymmetric'])['mAP']) / cells(teacher)['mAP']:.2f} × "
+                         "whitened teacher mAP" if teacher and cells(teacher)["mAP"] else "")
             if "vs_teacher" in asymmetric:
                 ratio += f"; {difference_note('whitened teacher', asymmetric['vs_teacher'])}"
             lines.append(row(model, f"asymmetric (→ {result['teacher']} gallery)", result["asymmetric"], ratio,

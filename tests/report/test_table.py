@@ -49,3 +49,85 @@ def test_multi_teacher_rows_show_whether_the_teachers_similarities_are_aligned()
                         "diagnostics": {k: {"angles": a} for k, a in angles.items()}}}
     row = results_table(teachers, students, {}, ensembles).splitlines()[-1]
     assert row.endswith("| variance of whitened cosines: t 0.056, u 0.049 (isotropic 0.031) |"), row
+
+
+def seeded_run(seeds):
+    """Metrics and per-query AP of a small run: teacher t, no_distill, csd (also asymmetric) far above it and pkt
+    a little above it, each over `seeds` seeds whose offsets are the same for every student (SD 0.02)."""
+    import numpy as np
+
+    offsets = np.array([-0.02, 0.0, 0.02][:seeds])[:, None]
+    pattern = 0.1 * np.sin(np.arange(50))
+    pattern -= pattern.mean()
+
+    def ap(level):
+        return level + pattern[None] + offsets
+
+    teachers = {"t": {"raw": {**scores(0.9), "dim": 64, "queries": 50}, "whitened": {**scores(0.8), "dim": 8, "queries": 50}}}
+    students = {
+        "ref": {"method": "no_distill", "arch": "resnet18", "teacher": "t", "symmetric": scores(0.6)},
+        "csd": {"method": "csd", "arch": "resnet18", "teacher": "t", "symmetric": scores(0.75), "asymmetric": scores(0.8)},
+        "pkt": {"method": "pkt", "arch": "resnet18", "teacher": "t", "symmetric": scores(0.62)},
+    }
+    queries = {"ref": {"symmetric": ap(0.6)}, "csd": {"symmetric": ap(0.75), "asymmetric": ap(0.8)},
+               "pkt": {"symmetric": ap(0.62)}}
+    teacher_queries = {"t": {"raw": 0.9 + pattern, "whitened": 0.8 + pattern}}
+    return teachers, students, queries, teacher_queries
+
+
+def test_every_compared_figure_has_its_interval_and_only_holm_survivors_are_starred():
+    from pipeline.evaluate.intervals import query_resamples
+    from pipeline.report.comparison import compare_students
+
+    teachers, students, queries, teacher_queries = seeded_run(3)
+    comparison = compare_students(students, queries, teacher_queries, lambda n: query_resamples(n, 1000, 0), teachers)
+    lines = results_table(teachers, students, {}, None, None, comparison).splitlines()
+    assert lines[0] == ("| model | setting | mAP | R@1 | R@5 | R@10 | mAP 95% interval | R@1 95% interval | notes |")
+    raw = comparison["teachers"]["t"]["raw"]
+    assert lines[2].startswith(f"| teacher t | raw (64-d) | 0.900 | 0.500 | 0.750 | 1.000 | [{raw['low']:.3f}, "
+                               f"{raw['high']:.3f}] | [")  # R@1 over the 50 queries from its rate
+    csd = [line for line in lines if line.startswith("| csd")]
+    # pooled s = 0.02 on 6 df, no query spread: ± t_{0.975, 6} · 0.02 · √(2/3) = ± 2.446912 · 0.016330 = ± 0.040
+    assert csd[0].endswith("+0.150 [+0.110, +0.190] vs no_distill, Holm p < 0.001 * |")
+    assert "× whitened teacher mAP" in csd[1] and "vs whitened teacher, Holm p 1.000 |" in csd[1]
+    pkt = next(line for line in lines if line.startswith("| pkt"))
+    assert "vs no_distill, Holm p" in pkt and not pkt.endswith("* |")  # 0.02 is below what 3 seeds detect
+    assert sum(line.endswith("* |") for line in lines) == sum(c["marked"] for c in comparison["comparisons"].values()) == 1
+
+
+def test_the_note_names_the_family_and_states_what_the_seeds_can_detect():
+    from scipy import stats
+
+    from pipeline.evaluate.intervals import query_resamples
+    from pipeline.report.comparison import compare_students
+    from pipeline.report.table import intervals_note
+
+    teachers, students, queries, teacher_queries = seeded_run(3)
+    comparison = compare_students(students, queries, teacher_queries, lambda n: query_resamples(n, 1000, 0), teachers)
+    note = intervals_note(comparison, 1000)
+    assert "df = Σ(n_i − 1) = 6" in note and "df = Σ(n_i − 1) = 2" in note  # symmetric: 3 students; asymmetric: 1
+    assert ("Family: the 3 differences in this table, symmetric vs no_distill and asymmetric vs the whitened teacher"
+            in note)
+    assert "Holm-adjusted p (Holm 1979" in note and "unadjusted 95% interval" in note
+    assert "over the test queries only" in note and "conditional on them" in note
+    mdd = (stats.t.ppf(0.975, 6) + stats.t.ppf(0.8, 6)) * 0.02 * (2 / 3) ** 0.5
+    assert f"{mdd:.3f} symmetric (k = 2" in note
+    assert "The smallest marked difference, +0.150 (csd symmetric vs no_distill), would need 2 seeds per side" in note
+    assert "A difference without a mark is not evidence of no effect" in note
+    assert "One seed" not in note
+
+
+def test_one_seed_prints_no_stars_and_says_why():
+    from pipeline.evaluate.intervals import query_resamples
+    from pipeline.report.comparison import compare_students
+    from pipeline.report.table import intervals_note
+
+    teachers, students, queries, teacher_queries = seeded_run(1)
+    comparison = compare_students(students, queries, teacher_queries, lambda n: query_resamples(n, 1000, 0), teachers)
+    assert comparison["csd"]["symmetric"]["vs_no_distill"]["excludes_zero"]  # the query bootstrap alone would mark it
+    table = results_table(teachers, students, {}, None, None, comparison)
+    assert "*" not in table
+    note = intervals_note(comparison, 1000)
+    assert "One seed per student" in note and "With one seed no difference is marked" in note
+    assert "58 of 200" in note and "train two seeds or more" in note and "not evidence of no effect" in note
+    assert "MDD" not in note
