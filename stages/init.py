@@ -90,6 +90,8 @@ def init_params(images: Path | None, list_file: Path | None, root: Path | None) 
         "students": {"no_distill": {"method": "no_distill", "teacher": "resnet50"},
                      "csd": {"method": "csd", "teacher": "resnet50"}},
     }
+    if len(np.unique(labels[(splits == "train") & (labels >= 0)])) < 2:  # labels alone teach nothing
+        del raw["students"]["no_distill"]
     raw, notes = sized(raw, labels, splits)
     params = Params.model_validate(raw)
     held = hold_out_validation(labels, splits, validation_size(params.prepare.validation, int((splits == "train").sum())), 0)

@@ -107,6 +107,10 @@ def check_student(params: Params, kind: str, name: str, method: str, own: Recipe
     if method == "d3still" and recipe.batch_size < settings.k:
         raise RdistillError(f"train.d3still.k: lists of {settings.k} for {kind}.{name}, longer than its batch of "
                             f"{recipe.batch_size} ({key}) they are drawn from")
+    classes = len(np.unique(train_labels[train_labels >= 0]))
+    if method == "no_distill" and classes < 2:
+        raise RdistillError(f"{kind}.{name}: no_distill learns from the training labels alone, which hold {classes} "
+                            "class; leave it out (it is the reference for other methods)")
     pairs = getattr(settings, "pairs", None) if METHODS[method].pairs else None
     if pairs == "labels":
         values, counts = np.unique(train_labels, return_counts=True)

@@ -131,3 +131,11 @@ def test_the_demo_settings_pass_on_the_demo_sizes_and_fail_on_thirty_images():
     labels, splits = three_classes(10, lambda i: "train" if i < 4 else "test")
     with pytest.raises(RdistillError, match="^train.override.batch_size: a batch of 128 for students.c, but 12"):
         check_dataset(demo, labels, splits, None, None, "photos")
+
+
+def test_a_reference_student_needs_two_classes():
+    p = params(train={"override": {"batch_size": 2}}, students={"n": {"method": "no_distill", "teacher": "t"}})
+    with pytest.raises(RdistillError, match="^students.n: no_distill learns from the training labels alone, which "
+                                            "hold 1 class"):
+        check_student(p, "students", "n", "no_distill", p.students["n"].recipe, np.zeros(4, dtype=int))
+    check_student(p, "students", "n", "no_distill", p.students["n"].recipe, np.array([0, 0, 1, 1]))
