@@ -25,6 +25,7 @@ RDISTILL = str(Path(sys.executable).parent / "rdistill")
 
 PARAMS = {
     "prepare": {"limit": 160, "n_train": 80},
+    "whiten": {"n_components": 16},  # what 80 training images can span (the schema's 512 is for real photos)
     "teachers": {"t": {"arch": "resnet18", "image_size": 32}},
     "extract": {"scales": [1.0, 0.5], "batch_size": 8, "chunk_size": 16},
 }

@@ -47,7 +47,7 @@ def test_the_paper_preset_without_cached_imagenet_weights_stops_in_one_line(proj
 
     from tests.test_resume import RDISTILL
     params = {**PARAMS, "train": {"preset": "paper", "student": {"arch": "resnet18", "image_size": 16}},
-              "students": {"s": {"method": "fitnet", "teacher": "t"}}}
+              "students": {"s": {"method": "fitnet", "teacher": "t", "recipe": {"batch_size": 16}}}}  # 80 images
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     fake_teacher_cache(project)
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "empty-torch-cache")}

@@ -77,7 +77,8 @@ def test_an_imported_teacher_runs_through_the_stages_and_verify_notices_a_change
     from stages.verify import verify
     from stages.whiten import whiten
     monkeypatch.chdir(tmp_path)
-    params = {"prepare": {"limit": 60, "n_train": 30}, "whiten": {"n_components": 4},
+    params = {"prepare": {"limit": 60, "n_train": 30}, "whiten": {"n_components": 4}, "mine": {"k": 8},
+              "train": {"csd": {"k": 8}},
               "teachers": {"dino": {"arch": "dinov2 (cluster)", "features": str(tmp_path / "dino.npy"),
                                     "ids": str(tmp_path / "dino_ids.txt")}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

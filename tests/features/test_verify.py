@@ -50,6 +50,7 @@ def test_row_cosines_and_agreement_by_hand():
 
 PARAMS = {
     "prepare": {"limit": 120, "n_train": 60},
+    "whiten": {"n_components": 16}, "mine": {"k": 8}, "train": {"csd": {"k": 8}},  # what 60 training images feed
     "teachers": {"t": {"arch": "resnet18", "image_size": 16}},
     "extract": {"scales": [1.0, 0.5], "batch_size": 16, "chunk_size": 32, "views": 2},
     "verify": {"sample": 16},

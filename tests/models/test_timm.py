@@ -88,7 +88,8 @@ def test_a_timm_teacher_runs_through_teacher_extract_and_verify(tmp_path, monkey
     from stages.teacher import teacher
     from stages.verify import verify
     saved_timm_weights(tmp_path / "vit.safetensors")
-    params = {"prepare": {"limit": 40, "n_train": 20},
+    params = {"prepare": {"limit": 40, "n_train": 20}, "whiten": {"n_components": 8}, "mine": {"k": 8},
+              "train": {"csd": {"k": 8}},
               "teachers": {"vit": {"arch": "timm/test_vit", "weights": str(tmp_path / "vit.safetensors"),
                                    "pool": "token", "image_size": 32}},
               "extract": {"scales": [1.0, 0.7071], "batch_size": 8, "chunk_size": 16, "views": 2}}
