@@ -29,26 +29,36 @@ class QueryCounts:
     gallery: int
 
 
+def counts_of(table: tuple[np.ndarray, np.ndarray], values: np.ndarray) -> np.ndarray:
+    """How often each of `values` occurs, from np.unique's (sorted values, counts); 0 for values not there."""
+    found, counts = table
+    if not len(found):
+        return np.zeros(len(values), dtype=np.int64)
+    position = np.searchsorted(found, values).clip(max=len(found) - 1)
+    return np.where(found[position] == values, counts[position], 0)
+
+
 def class_query_counts(labels: np.ndarray, query_rows: np.ndarray, gallery_rows: np.ndarray,
                        cameras: np.ndarray | None = None) -> QueryCounts:
-    """Class protocol: a positive is another gallery row of the query's label (with cameras: from another camera)."""
-    labels = np.asarray(labels)
-    gallery_set = np.zeros(len(labels), dtype=bool)
-    gallery_set[gallery_rows] = True
-    found = 0
-    by_label: dict[int, np.ndarray] = {}
-    for row in query_rows:
-        label = int(labels[row])
-        if label < 0:
-            continue
-        if label not in by_label:
-            by_label[label] = np.flatnonzero((labels == label) & gallery_set)
-        same = by_label[label]
-        same = same[same != row]
-        if cameras is not None:
-            same = same[cameras[same] != cameras[row]]
-        found += bool(len(same))
-    return QueryCounts(len(query_rows), found, len(gallery_rows))
+    """Class protocol: a positive is another gallery row of the query's label (with cameras: from another
+    camera). Counted from per-label (and per label and camera) gallery counts: no loop over queries."""
+    labels, query_rows, gallery_rows = np.asarray(labels), np.asarray(query_rows), np.asarray(gallery_rows)
+    queries = query_rows[labels[query_rows] >= 0]
+    if cameras is None:
+        keys = labels
+    else:  # same label and same camera: not a positive (the query itself among them)
+        cameras = np.asarray(cameras)
+        keys = labels.astype(np.int64) * (int(cameras.max()) + 1) + cameras
+    in_gallery = np.zeros(len(labels), dtype=bool)
+    in_gallery[gallery_rows] = True
+    by_label = np.unique(labels[gallery_rows], return_counts=True)
+    by_key = np.unique(keys[gallery_rows], return_counts=True)
+
+    if cameras is None:
+        others = counts_of(by_label, labels[queries]) - in_gallery[queries]
+    else:
+        others = counts_of(by_label, labels[queries]) - counts_of(by_key, keys[queries])
+    return QueryCounts(len(query_rows), int((others > 0).sum()), len(gallery_rows))
 
 
 def check_validation(requested: float, n_train: int, train_labels_left: np.ndarray, held_out_labels: np.ndarray,

@@ -139,3 +139,15 @@ def test_a_reference_student_needs_two_classes():
                                             "hold 1 class"):
         check_student(p, "students", "n", "no_distill", p.students["n"].recipe, np.zeros(4, dtype=int))
     check_student(p, "students", "n", "no_distill", p.students["n"].recipe, np.array([0, 0, 1, 1]))
+
+
+def test_query_counts_equal_a_loop_over_the_queries(rng):
+    labels = rng.integers(-1, 12, 300)
+    cameras = rng.integers(0, 3, 300)
+    splits = rng.choice(["query", "gallery", "test", "train"], 300)
+    queries, gallery = np.flatnonzero(np.isin(splits, ("query", "test"))), np.flatnonzero(np.isin(splits, ("gallery", "test")))
+    for cams in (None, cameras):
+        expected = sum(any(labels[g] == labels[q] and g != q and (cams is None or cams[g] != cams[q]) for g in gallery)
+                       for q in queries if labels[q] >= 0)
+        assert class_query_counts(labels, queries, gallery, cams) == type(class_query_counts(labels, queries, gallery))(
+            len(queries), expected, len(gallery))
