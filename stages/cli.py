@@ -50,7 +50,7 @@ def init_cmd(
     root: Path = typer.Option(None, "--root", help="With --list: the folder its paths are relative to (default: the CSV's)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing parameter file."),
 ) -> None:
-    """Start a project on your own images: write a complete params.yaml (--params) with real-photo defaults."""
+    """Start a project on your own images: a complete params.yaml (--params), real-photo defaults sized to them."""
     from stages.init import init
     typer.echo(init(state["params"], images, list_file, root, force))
 

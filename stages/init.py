@@ -3,7 +3,8 @@
 Not a pipeline stage: it starts a project. Every key is present, so `dvc exp run -S key=value` accepts any
 of them; defaults are for real photos (input sizes, whitening dimension, mining shortlist), the teacher is
 a named pretrained network (never silently trained from scratch), and validation is a share of the
-training images.
+training images. A small dataset gets the sizes its split can feed (validation, batch, neighbours,
+whitened dimension, recall depths), each change named in the command's output.
 """
 from __future__ import annotations
 
