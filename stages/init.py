@@ -44,9 +44,10 @@ def source_rows(images: Path | None, list_file: Path | None) -> tuple[np.ndarray
     return np.asarray(listed.labels), np.asarray(listed.splits)
 
 
-def sized(raw: dict, labels: np.ndarray, splits: np.ndarray) -> tuple[dict, list[str]]:
+def sized(raw: dict, labels: np.ndarray, splits: np.ndarray) -> tuple[dict, list[str], np.ndarray]:
     """`raw` with the sizes a small dataset cannot feed brought within it (the validation split, batch size,
-    neighbours, whitened dimension, recall depths), and a note of each change."""
+    neighbours, whitened dimension, recall depths), a note of each change, and the splits with the
+    validation rows `prepare` will hold out."""
     notes = []
     held = hold_out_validation(labels, splits, validation_size(VALIDATION_SHARE, int((splits == "train").sum())), 0)
     val = np.flatnonzero(held == "val")
@@ -67,7 +68,7 @@ def sized(raw: dict, labels: np.ndarray, splits: np.ndarray) -> tuple[dict, list
     if gallery < 10:
         raw["evaluate"] = {"recall_at": [k for k in (1, 5, 10) if k <= gallery] or [1]}
         notes.append(f"recall@k up to a gallery of {gallery}")
-    return raw, notes
+    return raw, notes, held
 
 
 def init_params(images: Path | None, list_file: Path | None, root: Path | None) -> tuple[Params, list[str]]:
@@ -93,9 +94,8 @@ def init_params(images: Path | None, list_file: Path | None, root: Path | None) 
     }
     if len(np.unique(labels[(splits == "train") & (labels >= 0)])) < 2:  # labels alone teach nothing
         del raw["students"]["no_distill"]
-    raw, notes = sized(raw, labels, splits)
+    raw, notes, held = sized(raw, labels, splits)
     params = Params.model_validate(raw)
-    held = hold_out_validation(labels, splits, validation_size(params.prepare.validation, int((splits == "train").sum())), 0)
     check_dataset(params, labels, held, None, None, str(images or list_file))
     return params, notes
 

@@ -44,20 +44,15 @@ def class_query_counts(labels: np.ndarray, query_rows: np.ndarray, gallery_rows:
     camera). Counted from per-label (and per label and camera) gallery counts: no loop over queries."""
     labels, query_rows, gallery_rows = np.asarray(labels), np.asarray(query_rows), np.asarray(gallery_rows)
     queries = query_rows[labels[query_rows] >= 0]
-    if cameras is None:
-        keys = labels
-    else:  # same label and same camera: not a positive (the query itself among them)
+    same_label = counts_of(np.unique(labels[gallery_rows], return_counts=True), labels[queries])
+    if cameras is None:  # every gallery row of its label but itself
+        in_gallery = np.zeros(len(labels), dtype=bool)
+        in_gallery[gallery_rows] = True
+        others = same_label - in_gallery[queries]
+    else:  # every gallery row of its label but those of its camera (itself among them)
         cameras = np.asarray(cameras)
         keys = labels.astype(np.int64) * (int(cameras.max()) + 1) + cameras
-    in_gallery = np.zeros(len(labels), dtype=bool)
-    in_gallery[gallery_rows] = True
-    by_label = np.unique(labels[gallery_rows], return_counts=True)
-    by_key = np.unique(keys[gallery_rows], return_counts=True)
-
-    if cameras is None:
-        others = counts_of(by_label, labels[queries]) - in_gallery[queries]
-    else:
-        others = counts_of(by_label, labels[queries]) - counts_of(by_key, keys[queries])
+        others = same_label - counts_of(np.unique(keys[gallery_rows], return_counts=True), keys[queries])
     return QueryCounts(len(query_rows), int((others > 0).sum()), len(gallery_rows))
 
 

@@ -43,6 +43,7 @@ def similarity_rows(q: np.ndarray, gallery, budget_bytes: int = BUDGET_BYTES,
     ahead_counts' binary searches); without, numpy computes the products and nothing is sorted.
     """
     batch = max(1, budget_bytes // (4 * max(len(gallery), 1)))
+    resident = None if device is None or not len(q) else gallery_on_device(gallery, device)
     for start in range(0, len(q), batch):
         qb = np.ascontiguousarray(q[start:start + batch], dtype=np.float32)
         if device is None:
@@ -52,8 +53,6 @@ def similarity_rows(q: np.ndarray, gallery, budget_bytes: int = BUDGET_BYTES,
             yield start, sims, None
             continue
         import torch
-        if start == 0:
-            resident = gallery_on_device(gallery, device)
         q_dev = torch.from_numpy(qb).to(device)
         if resident is not None:
             sims_dev = q_dev @ resident.T

@@ -211,7 +211,8 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
             losses.append(loss.detach())  # no .item(): on a GPU it would wait for every step
         if epoch + 1 in to_average:
             average.update_parameters(net)
-        record = {"epoch": epoch + 1, "loss": float(np.mean(torch.stack(losses).cpu().numpy().astype(np.float64))), "seconds": time.perf_counter() - start,
+        step_losses = torch.stack(losses).cpu().numpy().astype(np.float64)  # one transfer for the epoch
+        record = {"epoch": epoch + 1, "loss": float(np.mean(step_losses)), "seconds": time.perf_counter() - start,
                   "lr": float(optimizer.param_groups[0]["lr"])}
         if validate is not None and validate_every and (epoch + 1) % validate_every == 0 \
                 and epoch + 1 < recipe.epochs and is_main():
