@@ -74,8 +74,9 @@ def barrier(group=None) -> None:
         dist.barrier(group=group)
 
 
-def gather_batch(q: torch.Tensor, labels: torch.Tensor, items: torch.Tensor):
-    """The whole step's batch on every rank, in rank order: q with its gradient, labels and items without.
+def gather_batch(q: torch.Tensor, labels: torch.Tensor, items: torch.Tensor, *targets: torch.Tensor):
+    """The whole step's batch on every rank, in rank order: q with its gradient, labels, items and any live
+    (T, B, D) targets (online distillation, gathered along B) without.
 
     Every rank then computes the same global loss; the gather's backward sums the ranks' gradients
     of their own rows and DDP averages over the ranks, which together give the global loss's gradient.
@@ -83,15 +84,16 @@ def gather_batch(q: torch.Tensor, labels: torch.Tensor, items: torch.Tensor):
     inputs back unchanged.
     """
     if rank_and_world()[1] == 1:
-        return q, labels, items
+        return q, labels, items, *targets
     from torch.distributed.nn.functional import all_gather as all_gather_with_grad
 
-    def plain(t: torch.Tensor) -> torch.Tensor:
+    def plain(t: torch.Tensor, dim: int = 0) -> torch.Tensor:
         parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
         dist.all_gather(parts, t.contiguous())
-        return torch.cat(parts)
+        return torch.cat(parts, dim=dim)
 
-    return torch.cat(all_gather_with_grad(q.contiguous())), plain(labels), plain(items)
+    return (torch.cat(all_gather_with_grad(q.contiguous())), plain(labels), plain(items),
+            *(plain(t, dim=1) for t in targets))
 
 
 def average_batchnorm_statistics(net: torch.nn.Module) -> None:

@@ -406,6 +406,17 @@ class StudentSpec(Section):
     """the teacher whose whitened space the student is trained into"""
     recipe: RecipeOverride = RecipeOverride()
     """this student's own changes to its method's recipe"""
+    online: bool = False
+    """the reference that measures what the cache costs: the teacher runs on every batch, on a fresh seeded
+    crop of every image each epoch (the student's own view), whitened as its cached features are, instead of
+    reading one of the extract.views cached views; CSD's neighbours stay the cached plain images (about 15x
+    slower per epoch on a CPU)"""
+
+    @model_validator(mode="after")
+    def _online_needs_a_teacher(self) -> StudentSpec:
+        if self.online and self.method == "no_distill":
+            raise ValueError("online: no_distill learns from labels alone, it has no teacher to run online")
+        return self
 
 
 class EnsembleStudentSpec(Section):

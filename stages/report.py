@@ -16,7 +16,7 @@ from pipeline.params import Params, load_params
 from pipeline.report.comparison import compare_students, students_of
 from pipeline.report.cost import model_cost
 from pipeline.report.series import loss_series, pr_series
-from pipeline.report.table import intervals_note, results_table, results_title, starts_note
+from pipeline.report.table import caching_note, intervals_note, results_table, results_title, starts_note
 from pipeline.report.tradeoff import tradeoff_plot, tradeoff_points
 from pipeline.report.verify import verify_table
 
@@ -39,6 +39,19 @@ def _per_query(kind: str, names) -> dict[str, dict]:
             with h5:
                 out[name] = {key: h5[key][()] for key in h5 if key not in ("query_rows", "seeds")}
     return out
+
+
+def online_twins(params: Params) -> dict[str, str]:
+    """Each online student's cached twin: the first declared student (by name) with its method, teacher and
+    recipe changes, trained from the cache; online students without one are left out."""
+    twins = {}
+    for name, spec in sorted(params.students.items()):
+        if spec.online:
+            cached = [n for n, s in sorted(params.students.items()) if not s.online and
+                      (s.method, s.teacher, s.recipe) == (spec.method, spec.teacher, spec.recipe)]
+            if cached:
+                twins[name] = cached[0]
+    return twins
 
 
 def costs_of(params: Params, teachers: dict, students: dict) -> dict[str, dict]:
@@ -67,7 +80,7 @@ def report(params_path: Path) -> str:
     # one seeded draw of the queries, shared by every comparison (the bootstrap is paired)
     comparison = compare_students(evaluated, _per_query("student", evaluated), _per_query("teacher", teachers),
                                   lambda n: query_resamples(n, params.report.resamples, params.seed),
-                                  teachers, ensembles, _per_query("ensemble", ensembles))
+                                  teachers, ensembles, _per_query("ensemble", ensembles), online_twins(params))
     write_json(layout.COMPARISON, comparison)
     losses = {n: json.loads(layout.plot("loss", n, ".json").read_text()) for n in sorted(students)
               if layout.plot("loss", n, ".json").is_file()}
@@ -78,7 +91,8 @@ def report(params_path: Path) -> str:
         write_json(layout.plot("compare", f"pr_{setting}", ".json"), rows)
     trained = _load_all("train", students)
     table = results_table(teachers, evaluated, trained, ensembles, costs, comparison)
-    table += intervals_note(comparison, params.report.resamples) + starts_note(trained)
+    table += (intervals_note(comparison, params.report.resamples) + caching_note(comparison, trained)
+              + starts_note(trained))
     layout.TRADEOFF.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(layout.TRADEOFF) as tmp:
         tradeoff_plot(tradeoff_points(teachers, evaluated, ensembles, costs), tmp, students_of(comparison))

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline import layout
 from pipeline.params import Params, Recipe, RecipeOverride, Section, ensemble_teachers, method_settings, recipe_of
+from pipeline.train.online import OnlineTeacher, load_online_teacher
 from stages.common import declared
 
 
@@ -19,6 +21,7 @@ class Student:
     settings: Section  # the method's settings (train.<method>, or its paper's under preset paper)
     kind: str = "students"  # the params.yaml section declaring it: students | ensembles
     own: RecipeOverride = RecipeOverride()  # its own recipe changes (students.<name>.recipe)
+    online: bool = False  # its teacher runs on every batch instead of the cached features (students.<name>.online)
 
 
 def student(params: Params, name: str, params_path) -> Student:
@@ -31,4 +34,14 @@ def student(params: Params, name: str, params_path) -> Student:
                        "ensembles", spec.recipe)
     spec = declared({**params.students, **params.ensembles}, "students", name, params_path)
     return Student(name, spec.method, [spec.teacher], spec.teacher, recipe_of(params.train, spec.method, spec.recipe),
-                   method_settings(params.train, spec.method), "students", spec.recipe)
+                   method_settings(params.train, spec.method), "students", spec.recipe, spec.online)
+
+
+def online_teacher(params: Params, spec: Student) -> OnlineTeacher | None:
+    """An online student's teacher, run on every batch: its network and whitening, the very files its cached
+    features came from, at extract.scales; None for a student trained from the cache."""
+    if not spec.online:
+        return None
+    name = spec.teachers[0]
+    return load_online_teacher(name, params.teachers[name], params.extract.scales, layout.teacher_weights(name),
+                               layout.whitening(name))

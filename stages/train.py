@@ -1,5 +1,6 @@
 """Stage `train`: a student trained against cached teacher features (no teacher forward pass), once per
-training seed (`train.seeds`)."""
+training seed (`train.seeds`); or, for a student declared `online: true`, against its teacher run on every
+batch (the reference that measures what the cache costs, pipeline.train.online)."""
 from __future__ import annotations
 
 import hashlib
@@ -25,14 +26,14 @@ from pipeline.provenance import library_versions, source_sha256
 from pipeline.runtime import describe_device, device, seed_everything
 from pipeline.scratch import ChunkStore
 from pipeline.data.sizes import check_student
-from pipeline.train.batches import training_loader
+from pipeline.train.batches import online_loader, training_loader
 from pipeline.train.live import epoch_line, epoch_logger
 from pipeline.train.loop import fit
 from pipeline.train.objectives import build_objective
 from pipeline.train.targets import load_targets, partners_of
 from pipeline.train.validation import validation_scorer
 from stages.common import class_indices, prepared_list
-from stages.students import student
+from stages.students import online_teacher, student
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def train_every_seed(name: str, params_path: Path) -> None:
               "sync_bn": p.sync_bn, "seed": params.seed, "eval_every": p.eval_every,
               "validation": [params.evaluate.scales, params.evaluate.batch_size], "list_sha256": list_sha, "teacher_sha256": teacher_shas,
               "source_sha256": source_sha256(), "versions": library_versions(), "device": describe_device(device()),
-              "init": [init, init_sha]}
+              "init": [init, init_sha], "online": spec.online}
     store = main_first(lambda: ChunkStore(layout.scratch("train", name), {  # checkpoints of another device are not resumed
         "params": params.model_dump(exclude={"train": {"seeds"}, "runtime": True}),
         "list_sha256": list_sha,
@@ -94,7 +95,9 @@ def train_every_seed(name: str, params_path: Path) -> None:
                            getattr(settings, "fusion", "mean"), params.seed)  # contrastive fuses nothing: the mean
     checkpoint_record = {"arch": p.student.arch, "dim": targets.dim, "image_size": p.student.image_size, "init": init,
               "last_stride": p.student.last_stride, "pool": p.student.pool,
-              "method": spec.method, "teacher": spec.gallery, "teachers": spec.teachers}
+              "method": spec.method, "teacher": spec.gallery, "teachers": spec.teachers,
+              **({"online": True} if spec.online else {})}  # a cached student's file as before online training existed
+    teacher = online_teacher(params, spec)
     validate = validation_scorer(image_list, p.student.image_size, params.evaluate.scales,
                                  params.evaluate.batch_size, device(),
                                  params.runtime.workers)
@@ -115,19 +118,26 @@ def train_every_seed(name: str, params_path: Path) -> None:
         log.info("student %s seed %d starts from %s", name, seed, initialise(net, init))
         objective = build_objective(spec.method, settings, targets, p.temperature,
                                     recipe.supervised_weight, recipe.supervised, recipe.triplet_margin)
-        loader = training_loader(image_list.paths, labels, rows, n_views, attrs.get("seed", params.seed),
-                                 p.student.image_size, recipe.batch_size, rank_world, pairs=pairs, partners=partners,
-                                 random_erasing=p.student.random_erasing, cache_mb=params.runtime.image_cache_mb,
-                                 workers=params.runtime.workers, seed=seed)
-        log.info("training student %s seed %d (%s, %s from %s, %d view(s)) on %d images", name, seed,
-                 p.student.arch, spec.method, "+".join(spec.teachers), n_views, len(rows))
+        if teacher is None:
+            loader = training_loader(image_list.paths, labels, rows, n_views, attrs.get("seed", params.seed),
+                                     p.student.image_size, recipe.batch_size, rank_world, pairs=pairs,
+                                     partners=partners, random_erasing=p.student.random_erasing,
+                                     cache_mb=params.runtime.image_cache_mb, workers=params.runtime.workers, seed=seed)
+        else:
+            loader = online_loader(image_list.paths, labels, rows, attrs.get("seed", params.seed),
+                                   p.student.image_size, teacher.image_size,
+                                   recipe.batch_size, rank_world, random_erasing=p.student.random_erasing,
+                                   workers=params.runtime.workers, seed=seed)
+        log.info("training student %s seed %d (%s, %s from %s, %s) on %d images", name, seed, p.student.arch,
+                 spec.method, "+".join(spec.teachers),
+                 "online: the teacher on a fresh view every step" if teacher else f"{n_views} cached view(s)", len(rows))
         with epoch_logger(layout.live("train", name, seed)) as log_epoch:  # a no-op but on rank 0
             def on_epoch(r: dict) -> None:
                 log.info("%s %s", name, epoch_line(r))
                 log_epoch(r)
             history = fit(net, objective, loader, recipe, device(), on_epoch=on_epoch,
                           checkpoint=store.file(f"checkpoint-seed-{seed}.pt"), sync_batchnorm=p.sync_bn,
-                          validate=validate, validate_every=p.eval_every)
+                          validate=validate, validate_every=p.eval_every, teacher=teacher)
         histories[seed] = history
         if is_main():
             save_student(kept, net, {**checkpoint_record, "seed": seed, "training_key": key, "history": history})
@@ -144,7 +154,7 @@ def train_every_seed(name: str, params_path: Path) -> None:
     first = params.training_seeds()[0]
     write_json(layout.metrics("train", name), {
         "method": spec.method, "teachers": spec.teachers, "arch": p.student.arch, "init": init,
-        "recipe": recipe.model_dump(),
+        "online": spec.online, "recipe": recipe.model_dump(),
         "seeds": list(histories), "seconds_per_epoch": float(np.mean([r["seconds"] for h in histories.values() for r in h])),
         "history": histories[first], "history_by_seed": {str(s): h for s, h in histories.items()}})
     write_json(layout.plot("loss", name, ".json"), {"loss": [{"epoch": r["epoch"], "loss": r["loss"]} for r in histories[first]]})

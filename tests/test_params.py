@@ -105,7 +105,7 @@ def test_the_paper_preset_resolves_every_method_to_its_papers_recipe_and_setting
 
 
 def declared_keys() -> set[str]:
-    """Every params key a dvc.yaml stage declares, its ${key} / ${item.method} resolved over the demo's
+    """Every params key a dvc.yaml stage declares, its ${key} / ${item.method} / ${item.teacher} resolved over the demo's
     teachers, students or ensembles (the stage's foreach)."""
     stages = yaml.safe_load((PROJECT_PARAMS.parent / "dvc.yaml").read_text())["stages"]
     raw = yaml.safe_load(PROJECT_PARAMS.read_text())
@@ -117,8 +117,9 @@ def declared_keys() -> set[str]:
             continue
         items = raw[stage["foreach"].strip("${}")] or {}
         for name, item in items.items():
-            method = item.get("method", "") if isinstance(item, dict) else ""
-            keys.update(e.replace("${key}", name).replace("${item.method}", method) for e in entries)
+            item = item if isinstance(item, dict) else {}
+            keys.update(e.replace("${key}", name).replace("${item.method}", item.get("method", ""))
+                        .replace("${item.teacher}", item.get("teacher", "")) for e in entries)
     return keys
 
 

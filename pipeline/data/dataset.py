@@ -79,10 +79,11 @@ class ImageListDataset(Dataset):
         return self.transform(image), label, row
 
 
-def collate_normalized(items: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Stack (8-bit image, label, row) items and normalise the image batch as a whole: (images, labels, rows)."""
-    images, labels, rows = default_collate(items)
-    return normalize_batch(images), labels, rows
+def collate_normalized(items: list) -> tuple[torch.Tensor, ...]:
+    """Stack (8-bit image, label, row[, 8-bit image]) items and normalise each image batch as a whole: (images,
+    labels, rows[, images]), the second images (an online teacher's input) at their own resolution."""
+    images, labels, rows, *others = default_collate(items)
+    return normalize_batch(images), labels, rows, *(normalize_batch(o) for o in others)
 
 
 def collate_by_shape(items: list) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

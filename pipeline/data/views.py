@@ -74,6 +74,49 @@ def item_loader(image_list: ImageList, items: np.ndarray, image_size: int, seed:
     return make_loader(dataset, batch_size, workers, by_shape=True)
 
 
+# Online training draws each image's view afresh every epoch among views 1..FRESH_VIEWS: view_seed keeps
+# (seed, row, view) distinct for views below 1,009.
+FRESH_VIEWS = 1008
+
+
+class FreshViews(Dataset):
+    """Every seeded crop and flip v = 1..FRESH_VIEWS of the given rows, each at two resolutions at once: items
+    (student image, label, item, teacher image), one decoded image giving both. Index i is view 1 + i // n of
+    rows[i % n]; item = view · n_rows + row, as for cached views (pipeline.data.views), so the crop box is
+    the one a cache of that many views would hold."""
+
+    def __init__(self, paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray, student_size: int,
+                 teacher_size: int, seed: int, bboxes: Sequence | None = None):
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.images = ImageListDataset(paths, labels, self.rows, lambda image: image, bboxes)
+        self.student, self.teacher = SeededView(student_size, seed), SeededView(teacher_size, seed)
+        self.n_rows = len(paths)
+
+    def __len__(self) -> int:
+        return FRESH_VIEWS * len(self.rows)
+
+    def __getitem__(self, i: int):
+        position, view = i % len(self.rows), 1 + i // len(self.rows)
+        image, label, row = self.images.load(position)  # a crop box is drawn from the full image's size
+        return self.student(image, row, view), label, view * self.n_rows + row, self.teacher(image, row, view)
+
+
+class FreshViewPerImage(Sampler):
+    """Each epoch, every image once in random order (indices into FreshViews), each as a view drawn uniformly
+    among its FRESH_VIEWS crops: in practice a view never seen before, as online distillation sees them."""
+
+    def __init__(self, n_images: int, generator: torch.Generator):
+        self.n_images, self.generator = n_images, generator
+
+    def __len__(self) -> int:
+        return self.n_images
+
+    def __iter__(self):
+        order = torch.randperm(self.n_images, generator=self.generator)
+        views = torch.randint(FRESH_VIEWS, (self.n_images,), generator=self.generator)
+        yield from (views * self.n_images + order).tolist()
+
+
 class RandomlyErased(Dataset):
     """Items of another dataset whose 8-bit image has, with `probability`, a random rectangle filled with the
     mean colour (random erasing, D3still's training augmentation). It acts on the student's input only, after
@@ -92,10 +135,10 @@ class RandomlyErased(Dataset):
 
     def __getitem__(self, key: tuple[int, int]):
         i, draw = key
-        image, label, item = self.dataset[i]
+        image, *rest = self.dataset[i]  # (image, label, item[, the teacher's image, left as it is])
         with torch.random.fork_rng(devices=[]):  # torchvision draws from torch's global CPU generator: it alone
             torch.default_generator.manual_seed(draw)  # is seeded (torch.manual_seed would reseed CUDA's too)
-            return self.erase(image), label, item
+            return self.erase(image), *rest
 
 
 class WithDraws(Sampler):

@@ -13,7 +13,9 @@ is conditional on the teachers.
 The result (metrics/comparison.json) holds each student's rows under its name, beside the reserved keys
 `teachers`, `ensembles` (rows of models trained once), `pooled` (the seed SD per setting and figure),
 `comparisons` (every difference by name: family, a, b, setting, diff, low, high, p, p_holm, marked) and
-`families` (each family's members and what its marks can detect).
+`families` (each family's members and what its marks can detect). Two families: `reference` (each method
+against no_distill and its whitened teacher) and, when students are declared online, `caching` (each cached
+student minus its online twin, trained alike but with the teacher run on every batch).
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ SETTINGS = ("symmetric", "asymmetric")
 LEVELS = {"mAP": "medium", "E mAP": "easy", "H mAP": "hard"}  # revisited: table column -> per-query setting
 REFERENCE = "reference"  # the family of differences the table marks
 REFERENCE_FAMILY = "symmetric vs no_distill and asymmetric vs the whitened teacher"
+CACHING = "caching"  # the family of cached − online differences (what the cache costs)
+CACHING_FAMILY = "each cached student minus its online twin (the same method, teacher and recipe)"
 
 
 def main_setting(per_query: dict[str, np.ndarray], setting: str) -> np.ndarray | None:
@@ -119,15 +123,20 @@ def compare_family(family: str, pairs: list[tuple[dict, np.ndarray, np.ndarray]]
 def compare_students(students: dict[str, dict], student_queries: dict[str, dict[str, np.ndarray]],
                      teacher_queries: dict[str, dict[str, np.ndarray]], resamples_of: Callable,
                      teachers: dict[str, dict] | None = None, ensembles: dict[str, dict] | None = None,
-                     ensemble_queries: dict[str, dict[str, np.ndarray]] | None = None) -> dict:
+                     ensemble_queries: dict[str, dict[str, np.ndarray]] | None = None,
+                     online: dict[str, str] | None = None) -> dict:
     """Per student and setting: the mAP row (seed_row) with "intervals" for its other figures (E/H mAP, R@1),
     the difference "vs_no_distill" (symmetric) or "vs_teacher" (asymmetric, against the whitened teacher of its
     gallery) and, asymmetric, the "ratio" to that teacher's mAP; under the reserved keys (module docstring) the
     teachers' and ensembles' rows, the pooled seed SDs, the comparisons and their families.
 
     students: metrics/eval contents by name; teachers, ensembles: metrics/eval_teacher and eval_ensemble
-    contents; *_queries: per-query AP by name and setting; resamples_of(n): query resamples.
+    contents; *_queries: per-query AP by name and setting; resamples_of(n): query resamples; online: each
+    online student's cached twin, by name: those pairs form the `caching` family, a difference "vs_cached" on
+    the online student's rows, and online students stay out of the reference family (they are a measurement
+    of the cache, not a method).
     """
+    online = {o: c for o, c in (online or {}).items() if o in student_queries and c in student_queries}
     clash = sorted(set(students) & set(RESERVED))
     if clash:
         raise ValueError(f"student names {clash} are reserved in the comparison; rename them")
@@ -166,16 +175,17 @@ def compare_students(students: dict[str, dict], student_queries: dict[str, dict[
     references = [n for n in scored if students[n]["method"] == "no_distill" and "symmetric" in scored[n]]
     pairs = []
     for name, settings in sorted(scored.items()):
-        if references and students[name]["method"] != "no_distill" and "symmetric" in settings:
+        if references and students[name]["method"] != "no_distill" and "symmetric" in settings and name not in online:
             pairs.append(({"name": f"{name} symmetric vs no_distill", "a": name, "b": references[0],
                            "setting": "symmetric", "row": "vs_no_distill"}, settings["symmetric"],
                           scored[references[0]]["symmetric"]))
         whitened = main_setting(teacher_queries.get(students[name].get("teacher"), {}), "whitened")
         if "asymmetric" in settings and whitened is not None:
             teacher = students[name]["teacher"]
-            pairs.append(({"name": f"{name} asymmetric vs {teacher} whitened", "a": name,
-                           "b": f"teacher {teacher} whitened", "setting": "asymmetric", "row": "vs_teacher"},
-                          settings["asymmetric"], whitened))
+            if name not in online:
+                pairs.append(({"name": f"{name} asymmetric vs {teacher} whitened", "a": name,
+                               "b": f"teacher {teacher} whitened", "setting": "asymmetric", "row": "vs_teacher"},
+                              settings["asymmetric"], whitened))
             keep = finite_queries(settings["asymmetric"], whitened)
             ratio, low, high = seed_and_query_ratio(settings["asymmetric"][:, keep], whitened[:, keep],
                                                     resamples_of(int(keep.sum())), pooled=pooled["asymmetric", "mAP"])
@@ -183,8 +193,13 @@ def compare_students(students: dict[str, dict], student_queries: dict[str, dict[
                                                 "of": f"teacher {teacher} whitened"}
     comparisons = compare_family(REFERENCE, pairs, resamples_of,
                                  {d["name"]: pooled[d["setting"], "mAP"] for d, _, _ in pairs})
-    for figures in comparisons.values():
-        out[figures["a"]][figures["setting"]][figures.pop("row")] = figures
+    twins = [({"name": f"{cached} − {name} {setting}", "a": cached, "b": name, "setting": setting,
+               "row": "vs_cached", "on": name}, scored[cached][setting], scored[name][setting])
+             for name, cached in sorted(online.items()) for setting in SETTINGS
+             if setting in scored.get(name, {}) and setting in scored.get(cached, {})]
+    caching = compare_family(CACHING, twins, resamples_of, {d["name"]: pooled[d["setting"], "mAP"] for d, _, _ in twins})
+    for figures in [*comparisons.values(), *caching.values()]:
+        out[figures.pop("on", figures["a"])][figures["setting"]][figures.pop("row")] = figures
 
     out["teachers"] = {name: once_trained_rows(result, teacher_queries.get(name, {}), ("raw", "whitened"), resamples_of)
                        for name, result in sorted((teachers or {}).items()) if name in teacher_queries}
@@ -192,8 +207,10 @@ def compare_students(students: dict[str, dict], student_queries: dict[str, dict[
                                                 resamples_of)
                         for name, result in sorted((ensembles or {}).items()) if name in (ensemble_queries or {})}
     out["pooled"] = pooled_summary(per_seed, pooled)
-    out["comparisons"] = comparisons
-    out["families"] = {REFERENCE: family_summary(REFERENCE_FAMILY, comparisons, out["pooled"])} if comparisons else {}
+    out["comparisons"] = {**comparisons, **caching}
+    out["families"] = {family: family_summary(description, members, out["pooled"])
+                       for family, description, members in ((REFERENCE, REFERENCE_FAMILY, comparisons),
+                                                            (CACHING, CACHING_FAMILY, caching)) if members}
     return out
 
 

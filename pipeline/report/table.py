@@ -3,7 +3,8 @@ figure with its interval (pipeline.report.comparison) and a note on what the int
 from __future__ import annotations
 
 from pipeline.evaluate.intervals import CONFIDENCE
-from pipeline.report.comparison import REFERENCE, difference_note, interval_cell, ratio_note, students_of
+from pipeline.report.comparison import (CACHING, REFERENCE, difference_note, interval_cell, p_text, ratio_note,
+                                       students_of)
 
 CLASS_COLUMNS = ("mAP", "R@1", "R@5", "R@10")
 REVISITED_COLUMNS = ("E mAP", "M mAP", "H mAP", "M mP@10")
@@ -125,6 +126,45 @@ def intervals_note(comparison: dict, resamples: int) -> str:
     return "\n" + "\n\n".join(text) + "\n"
 
 
+def cached_note(figures: dict) -> str:
+    """"csd − online +0.012 [−0.020, +0.044], Holm p 0.412": a cached student minus its online twin (family caching)."""
+    star = " *" if figures.get("marked") else ""
+    return (f"{figures['a']} − online {figures['diff']:+.3f} [{figures['low']:+.3f}, {figures['high']:+.3f}], "
+            f"Holm p {p_text(figures['p_holm'])}{star}")
+
+
+def caching_note(comparison: dict, training: dict[str, dict]) -> str:
+    """What the cache costs, under the table: the family of cached − online differences, what it can detect,
+    and the cached and online students' seconds per epoch (metrics/train); "" without online students."""
+    family = comparison.get("families", {}).get(CACHING)
+    if not family:
+        return ""
+    members = [comparison["comparisons"][name] for name in family["members"]]
+    listed = "; ".join(f"{c['name']} {c['diff']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}], Holm p {p_text(c['p_holm'])}"
+                       + (" *" if c["marked"] else "") for c in members)
+    text = ("What the cache costs: each online student (`online: true`) trains as its cached twin, but against its "
+            "teacher run on a fresh crop of every image at every step, whitened as the cache is (CSD's neighbours stay "
+            f"the cached plain images). Family: the {family['size']} cached − online differences, intervals and Holm "
+            f"as above, over these alone: {listed}.")
+    marked = [c for c in members if c["marked"]]
+    if marked:
+        text += " " + "; ".join(f"{c['a']} {c['setting']}: the cache {'gains' if c['diff'] > 0 else 'costs'} "
+                                f"{abs(c['diff']):.3f} mAP" for c in marked) + "."
+    else:
+        bound = max(max(abs(c["low"]), abs(c["high"])) for c in members)
+        mdd = ", ".join(f"{d['mdd']:.3f} {s}" for s, d in family["detectable"].items())
+        text += (" None is marked: at these seeds the cache's cost is not detectable (MDD " + mdd + "); a cost or "
+                 f"gain up to {bound:.3f} mAP remains compatible with the intervals.")
+    pairs = sorted({(c["a"], c["b"]) for c in members})
+    speeds = [(training.get(a, {}).get("seconds_per_epoch"), training.get(b, {}).get("seconds_per_epoch"))
+              for a, b in pairs]
+    if all(a and b for a, b in speeds):
+        text += (" Per epoch, on the machine that trained them: " + "; ".join(
+            f"{a} {sa:.1f} s cached, {sb:.1f} s online ({sb / sa:.1f}× slower)" for (a, _), (sa, sb) in zip(pairs, speeds))
+            + ".")
+    return "\n" + text + "\n"
+
+
 def power_sentence(family: dict) -> str:
     """What a family's marks can detect: the minimum detectable difference per setting, the seeds the smallest
     marked difference would need, and what an unmarked difference means."""
@@ -220,7 +260,13 @@ def results_table(teachers: dict[str, dict], students: dict[str, dict], training
         seconds = training.get(name, {}).get("seconds_per_epoch")
         notes = [f"{seconds:.1f} s/epoch"] if seconds is not None else []
         figures = comparison.get(name, {})
-        if "vs_no_distill" in figures.get("symmetric", {}):
+        twin = figures.get("symmetric", {}).get("vs_cached", {}).get("a")
+        if twin and seconds is not None and training.get(twin, {}).get("seconds_per_epoch"):
+            notes[0] = (f"online: {seconds:.1f} s/epoch, {seconds / training[twin]['seconds_per_epoch']:.1f}× "
+                        f"{twin}'s")
+        if "vs_cached" in figures.get("symmetric", {}):
+            notes.append(cached_note(figures["symmetric"]["vs_cached"]))
+        elif "vs_no_distill" in figures.get("symmetric", {}):
             notes.append(difference_note("no_distill", figures["symmetric"]["vs_no_distill"]))
         elif references and result["method"] != "no_distill":
             notes.append(f"{cells(result['symmetric'])['mAP'] - references[0]:+.3f} mAP vs no_distill")
@@ -240,6 +286,8 @@ def results_table(teachers: dict[str, dict], students: dict[str, dict], training
                          "whitened teacher mAP" if teacher and cells(teacher)["mAP"] else "")
             if "vs_teacher" in asymmetric:
                 ratio += f"; {difference_note('whitened teacher', asymmetric['vs_teacher'])}"
+            if "vs_cached" in asymmetric:
+                ratio += f"; {cached_note(asymmetric['vs_cached'])}"
             lines.append(row(model, f"asymmetric (→ {result['teacher']} gallery)", result["asymmetric"], ratio,
                              costs.get(name), asymmetric or None, result.get("validation", {}).get("asymmetric")))
     return "\n".join(lines) + "\n"

@@ -10,8 +10,8 @@ from torch.utils.data import DataLoader
 
 from pipeline.data.cache import DecodedCache
 from pipeline.data.dataset import make_loader
-from pipeline.data.views import (OneViewPerImage, PositivePairs, RandomlyErased, SeededView, ViewDataset, WithDraws,
-                                 every_view)
+from pipeline.data.views import (FreshViewPerImage, FreshViews, OneViewPerImage, PositivePairs, RandomlyErased,
+                                 SeededView, ViewDataset, WithDraws, every_view)
 from pipeline.distributed import Shard
 
 
@@ -28,13 +28,30 @@ def training_loader(paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray,
     key_rows, key_views = every_view(rows, n_views)
     dataset = DecodedCache(ViewDataset(paths, labels, key_rows, key_views, SeededView(image_size, view_seed)),
                            (3, image_size, image_size), cache_mb, shared=workers > 0)
-    if random_erasing:
-        dataset = RandomlyErased(dataset, random_erasing)
     if pairs is not None:
         epoch, unit = (lambda g: PositivePairs(labels[rows], n_views, pairs, g, partners)), 2
     else:
         epoch, unit = (lambda g: OneViewPerImage(len(rows), n_views, g)), 1
+    return batches_of(dataset, epoch, unit, batch_size, rank_world, random_erasing, workers, seed)
+
+
+def online_loader(paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray, view_seed: int, image_size: int,
+                  teacher_size: int, batch_size: int, rank_world: tuple[int, int], *, random_erasing: float = 0.0,
+                  workers: int = 0, seed: int = 0) -> DataLoader:
+    """Full batches of (image, label, item, teacher image) for one rank: every training row once per epoch as a
+    fresh seeded view (pipeline.data.views.FreshViews), the same crop at the student's and the teacher's
+    resolution; random erasing acts on the student's input only. Nothing is cached: every view is decoded."""
+    dataset = FreshViews(paths, labels, rows, image_size, teacher_size, view_seed)
+    return batches_of(dataset, lambda g: FreshViewPerImage(len(rows), g), 1, batch_size, rank_world,
+                      random_erasing, workers, seed)
+
+
+def batches_of(dataset, epoch, unit: int, batch_size: int, rank_world: tuple[int, int], random_erasing: float,
+               workers: int, seed: int) -> DataLoader:
+    """The loader of `dataset` whose every epoch is the sampler epoch(generator) yields, in full global batches
+    of batch_size units (unit: indices per unit, 2 for pairs), each rank taking its contiguous share."""
     if random_erasing:
+        dataset = RandomlyErased(dataset, random_erasing)
         ordered = epoch
         epoch = lambda g: WithDraws(ordered(g), g)  # noqa: E731 (drawn over the global order, before sharding)
     rank, world = rank_world

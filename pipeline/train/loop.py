@@ -132,21 +132,26 @@ class TrainingStep(nn.Module):
     similarity matrices, mixup) are those of one process with the same global batch.
     """
 
-    def __init__(self, net: nn.Module, objective: nn.Module):
+    def __init__(self, net: nn.Module, objective: nn.Module, teacher: nn.Module | None = None):
         super().__init__()
-        self.net, self.objective = net, objective
+        self.net, self.objective, self.teacher = net, objective, teacher
 
-    def forward(self, images, labels, items):
+    def forward(self, images, labels, items, teacher_images=None):
         q = self.net(images)
+        # online: the batch's targets from the live teacher, (T, B, D) as cached targets are gathered
+        live = () if teacher_images is None else (self.teacher(teacher_images),)
         with torch.autocast(q.device.type, enabled=False):
-            return self.objective(*gather_batch(q.float(), labels, items))
+            return self.objective(*gather_batch(q.float(), labels, items, *live))
 
 
 def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe, device: torch.device,
         on_epoch: Callable[[dict], None] | None = None, checkpoint: Path | None = None,
         sync_batchnorm: bool = True, validate: Callable[[nn.Module], float] | None = None,
-        validate_every: int = 0) -> list[dict]:
+        validate_every: int = 0, teacher: nn.Module | None = None) -> list[dict]:
     """Train `net` to minimise `objective(net(images), labels, items)` with the recipe's optimiser and schedule.
+
+    With `teacher` (online distillation, pipeline.train.online), the loader's batches carry a fourth element,
+    the teacher's images, and the objective gets `teacher(those images)` as the batch's targets.
 
     With `checkpoint`, the full training state (weights, optimiser, schedule, weight average, random
     states, epoch) is saved atomically after every epoch, and a run that finds one resumes after its epoch.
@@ -167,8 +172,10 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
     net.to(device, memory_format=torch.channels_last if amp else torch.preserve_format).train()
     place_objective(objective, device, device_budget(device))
     objective.train()
+    if teacher is not None:
+        teacher.to(device, memory_format=torch.channels_last if amp else torch.preserve_format)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
-    step = TrainingStep(net, objective)
+    step = TrainingStep(net, objective, teacher)
     if rank_and_world()[1] > 1:
         # Cached teacher features are non-persistent buffers of the objective, memory-mapped from one file
         # that every rank reads: never broadcast them, neither at the start nor at every step.
@@ -198,11 +205,10 @@ def fit(net: nn.Module, objective: nn.Module, loader: DataLoader, recipe: Recipe
                 on_epoch(record)
     for epoch in range(len(history), recipe.epochs):
         start, losses = time.perf_counter(), []
-        for images, labels, items in tqdm(loader, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch",
-                                          leave=False, mininterval=1.0):
-            images, labels, items = (t.to(device, non_blocking=True) for t in (images, labels, items))
-            with torch.autocast(device.type, enabled=amp):
-                loss = step(images, labels, items)
+        for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", leave=False,
+                          mininterval=1.0):
+            with torch.autocast(device.type, enabled=amp):  # (images, labels, items[, teacher images])
+                loss = step(*(t.to(device, non_blocking=True) for t in batch))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

@@ -3,6 +3,10 @@
 An objective is an nn.Module `forward(q, labels, items) -> loss` built from the cached targets; it
 holds any state the method needs (cached teacher features as buffers, learned proxies) and calls
 the pure loss functions in pipeline.losses. Register new methods with @register("name").
+
+An objective whose targets are the batch's own teacher features also takes `forward(q, labels, items, live)`:
+live (T, B, D) targets computed online (pipeline.train.online), used instead of the cached ones for the
+batch itself; what it reads of other images (CSD's neighbours: the plain view 0) still comes from the cache.
 """
 from __future__ import annotations
 
@@ -77,8 +81,8 @@ class Supervised(nn.Module):
         super().__init__()
         self.objective, self.classification, self.weight = objective, classification, weight
 
-    def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
-        return self.objective(q, labels, items) + self.weight * self.classification(q, labels, items)
+    def forward(self, q: Tensor, labels: Tensor, items: Tensor, *live: Tensor) -> Tensor:
+        return self.objective(q, labels, items, *live) + self.weight * self.classification(q, labels, items)
 
 
 class CrossEntropyTriplet(nn.Module):
@@ -125,8 +129,9 @@ class CSDObjective(nn.Module):
         self.register_buffer("neighbours", targets.neighbours[:, :settings.k], persistent=False)
         self.csd = settings
 
-    def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
-        g = gather_rows(self.teacher, items)  # the very view the student saw; its context is the plain (view 0) gallery
+    def forward(self, q: Tensor, labels: Tensor, items: Tensor, live: Tensor | None = None) -> Tensor:
+        # the very view the student saw; its context is the plain (view 0) gallery, cached also when training online
+        g = gather_rows(self.teacher, items) if live is None else live[0]
         neighbours = gather_rows(self.teacher, gather_rows(self.neighbours, items % len(self.neighbours)))
         if self.csd.variant == "kl":
             return csd_kl(q, g, neighbours, self.csd.tau_g, self.csd.tau_q)
@@ -149,8 +154,8 @@ class TeacherFeatureObjective(nn.Module):
         self.register_buffer("teacher", targets.teacher, persistent=False)  # cached targets: not in checkpoints
         self.loss, self.weight = loss, weight
 
-    def forward(self, q: Tensor, labels: Tensor, items: Tensor) -> Tensor:
-        return self.weight * self.loss(q, gather_rows(self.teacher, items))
+    def forward(self, q: Tensor, labels: Tensor, items: Tensor, live: Tensor | None = None) -> Tensor:
+        return self.weight * self.loss(q, gather_rows(self.teacher, items) if live is None else live[0])
 
 
 @register("fitnet")

@@ -193,3 +193,31 @@ def test_cells_and_notes():
     unmarked = {**marked, "p_holm": 0.06, "marked": False}  # its own interval excludes 0, Holm's p does not pass
     assert difference_note("no_distill", unmarked) == "+0.138 [+0.120, +0.155] vs no_distill, Holm p 0.060"
     assert difference_note("x", {**marked, "p_holm": 0.0001}).endswith("Holm p < 0.001 *")
+
+
+def test_online_twins_form_the_caching_family_and_stay_out_of_the_reference_one():
+    # pooled over the four students: every seed pattern (−0.01, 0, +0.01) has SS 0.0002, s²_p = 0.0008 / 8 = 1e-4
+    # on 8 df; cached − online = 0.05 with se = 0.01 √(2/3) and no query term (one per-query pattern)
+    offsets = [-0.01, 0.0, 0.01]
+    queries = {"no_distill": {"symmetric": seeded(0.5, offsets)},
+               "csd": {"symmetric": seeded(0.80, offsets), "asymmetric": seeded(0.70, offsets)},
+               "csd_online": {"symmetric": seeded(0.75, offsets), "asymmetric": seeded(0.70, offsets)},
+               "fitnet": {"symmetric": seeded(0.6, offsets)}}
+    students = {"no_distill": {"method": "no_distill", "teacher": "t"}, "csd": {"method": "csd", "teacher": "t"},
+                "csd_online": {"method": "csd", "teacher": "t"}, "fitnet": {"method": "fitnet", "teacher": "t"}}
+    teacher = {"t": {"whitened": np.full(40, 0.6), "raw": np.full(40, 0.6)}}
+    got = compare_students(students, queries, teacher, resamples_of, online={"csd_online": "csd"})
+    reference = got["families"]["reference"]["members"]
+    assert reference == ["csd symmetric vs no_distill", "csd asymmetric vs t whitened", "fitnet symmetric vs no_distill"]
+    caching = got["families"]["caching"]
+    assert caching["members"] == ["csd − csd_online symmetric", "csd − csd_online asymmetric"]
+    symmetric = got["csd_online"]["symmetric"]["vs_cached"]
+    assert (symmetric["a"], symmetric["b"], symmetric["family"]) == ("csd", "csd_online", "caching")
+    assert symmetric["diff"] == pytest.approx(0.05)
+    half = stats.t.ppf(0.975, 8) * 0.01 * np.sqrt(2 / 3)
+    assert (symmetric["low"], symmetric["high"]) == (pytest.approx(0.05 - half), pytest.approx(0.05 + half))
+    asymmetric = got["csd_online"]["asymmetric"]["vs_cached"]
+    assert asymmetric["diff"] == pytest.approx(0.0, abs=1e-12) and not asymmetric["marked"]
+    assert symmetric["marked"]  # p ≈ 2e-4, Holm over the two: ≈ 4e-4
+    assert "ratio" in got["csd_online"]["asymmetric"]  # the online row keeps its ratio to the teacher
+    assert "vs_cached" not in got["csd"]["symmetric"]

@@ -131,3 +131,30 @@ def test_one_seed_prints_no_stars_and_says_why():
     assert "One seed per student" in note and "With one seed no difference is marked" in note
     assert "58 of 200" in note and "train two seeds or more" in note and "not evidence of no effect" in note
     assert "MDD" not in note
+
+
+def test_online_rows_show_their_speed_and_the_cache_cost_family_under_the_table():
+    from pipeline.evaluate.intervals import query_resamples
+    from pipeline.report.comparison import compare_students
+    from pipeline.report.table import caching_note
+
+    teachers, students, queries, teacher_queries = seeded_run(3)
+    students["csd_online"] = {**students["csd"]}
+    queries["csd_online"] = {"symmetric": queries["csd"]["symmetric"] - 0.1, "asymmetric": queries["csd"]["asymmetric"]}
+    comparison = compare_students(students, queries, teacher_queries, lambda n: query_resamples(n, 1000, 0), teachers,
+                                  online={"csd_online": "csd"})
+    training = {"csd": {"seconds_per_epoch": 2.0}, "csd_online": {"seconds_per_epoch": 30.0, "online": True}}
+    rows = [line for line in results_table(teachers, students, training, comparison=comparison).splitlines()
+            if line.startswith("| csd_online")]
+    assert "online: 30.0 s/epoch, 15.0× csd's; csd − online +0.100 [" in rows[0] and rows[0].endswith(" * |")
+    assert "vs no_distill" not in rows[0]
+    assert "; csd − online +0.000 [" in rows[1] and not rows[1].endswith(" * |")
+    note = caching_note(comparison, training)
+    assert "Family: the 2 cached − online differences" in note
+    assert "csd symmetric: the cache gains 0.100 mAP." in note
+    assert "csd 2.0 s cached, 30.0 s online (15.0× slower)" in note
+    equal = compare_students(students, {**queries, "csd_online": queries["csd"]}, teacher_queries,
+                             lambda n: query_resamples(n, 1000, 0), teachers, online={"csd_online": "csd"})
+    assert "None is marked: at these seeds the cache's cost is not detectable (MDD " in caching_note(equal, training)
+    assert caching_note(compare_students(students, queries, teacher_queries, lambda n: query_resamples(n, 1000, 0),
+                                         teachers), training) == ""

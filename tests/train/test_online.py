@@ -1,0 +1,151 @@
+"""Online distillation, the reference that measures what the cache costs: the teacher's targets computed live
+agree with the cached ones on the cached views, only the online path runs the teacher, and it resumes exactly."""
+import re
+import shutil
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline.data.dataset import normalize_batch
+from pipeline.data.listfile import read_list
+from pipeline.data.views import FRESH_VIEWS, FreshViewPerImage, FreshViews, item_loader
+from pipeline.errors import RdistillError
+from pipeline.params import load_params
+from pipeline.train import online
+from tests.test_resume import PARAMS, RDISTILL, assert_same_weights, kill_once_written, project  # noqa: F401
+
+# 80 training images: 16 whitened dimensions, square-rooted PCA as the demo (power 0.25)
+ONLINE = {**PARAMS, "extract": {**PARAMS["extract"], "views": 2}, "whiten": {"n_components": 16, "power": 0.25},
+          "mine": {"k": 4}, "train": {"student": {"arch": "resnet18", "image_size": 16}, "seeds": [0],
+                                      "override": {"epochs": 2, "batch_size": 16}, "csd": {"k": 4}},
+          "students": {"cached": {"method": "csd", "teacher": "t"},
+                       "live": {"method": "csd", "teacher": "t", "online": True}}}
+
+
+def cache_teacher(project, params: dict = ONLINE) -> None:
+    """The teacher's cached views, whitening and neighbours, as `dvc repro` makes them."""
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    for command in (["prepare"], ["extract", "t"], ["whiten", "t"], ["mine", "t"]):
+        done = subprocess.run([RDISTILL, *command], cwd=project, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+
+def online_teacher(project) -> online.OnlineTeacher:
+    params = load_params(project / "params.yaml")
+    return online.load_online_teacher("t", params.teachers["t"], params.extract.scales,
+                                      project / "data/teachers/t.pt", project / "data/whitening/t.h5")
+
+
+def test_online_targets_are_the_cached_ones_on_the_cached_views(project):
+    cache_teacher(project)
+    teacher = online_teacher(project)
+    image_list = read_list(project / "data/prepared/list.csv")
+    rows = image_list.train_rows()[:12]
+    with h5py.File(project / "data/whitened/t.h5") as h5:
+        plain = h5["features"][()]
+        view_rows, view_1 = h5["view_rows"][()], h5["views"][0]
+    # view 0: the plain image, prepared as extraction prepares it (aspect kept, batched by shape)
+    for groups in item_loader(image_list, rows, 32, 0, 8, 0):
+        for images, _, items in groups:
+            live = teacher(images)
+            assert live.shape == (1, len(items), 16)
+            # unit vectors: float32 rounding of the convolutions (batches of other sizes), amplified by the
+            # whitening's eigenvalue spread to the power 0.25, stays far below 1e-4
+            np.testing.assert_allclose(live[0].numpy(), plain[items.numpy()], atol=1e-4)
+    # view 1: the seeded crop the cache holds, cut at the teacher's resolution by the online dataset
+    fresh = FreshViews(image_list.paths, image_list.labels, view_rows, 16, 32, 0)
+    student_images, _, items, teacher_images = zip(*(fresh[i] for i in range(6)))  # indices < n: view 1
+    assert [int(i) for i in items] == [len(image_list) + int(r) for r in view_rows[:6]]
+    assert student_images[0].shape == (3, 16, 16) and teacher_images[0].shape == (3, 32, 32)
+    live = teacher(normalize_batch(torch.stack(teacher_images)))[0].numpy()
+    np.testing.assert_allclose(live, view_1[:6], atol=1e-4)
+    assert np.abs(live - plain[view_rows[:6]]).max() > 0.05  # the crop's target is not the plain image's
+
+
+def test_fresh_views_draw_every_image_once_per_epoch_among_all_crops():
+    sampler = FreshViewPerImage(50, torch.Generator().manual_seed(0))
+    first, second = list(sampler), list(sampler)
+    assert sorted(i % 50 for i in first) == list(range(50))
+    assert all(0 <= i // 50 < FRESH_VIEWS for i in first + second)
+    repeated = sum(a // 50 == b // 50 for a, b in zip(sorted(first, key=lambda i: i % 50), sorted(second, key=lambda i: i % 50)))
+    assert repeated <= 2  # a view is drawn again with probability 1/1008 per image
+
+
+class Counted:
+    """Counts teacher networks loaded and online forward passes."""
+
+    def __init__(self, monkeypatch):
+        self.loads, self.forwards = 0, 0
+        load, forward = online.load_network, online.OnlineTeacher.forward
+
+        def counted_load(*args, **kwargs):
+            self.loads += 1
+            return load(*args, **kwargs)
+
+        def counted_forward(teacher, images):
+            self.forwards += 1
+            return forward(teacher, images)
+        monkeypatch.setattr(online, "load_network", counted_load)
+        monkeypatch.setattr(online.OnlineTeacher, "forward", counted_forward)
+
+
+def test_only_the_online_student_runs_the_teacher(project, monkeypatch):
+    from stages.train import train
+    cache_teacher(project)
+    monkeypatch.chdir(project)
+    calls = Counted(monkeypatch)
+    train("cached", project / "params.yaml")
+    assert (calls.loads, calls.forwards) == (0, 0)
+    train("live", project / "params.yaml")
+    steps = 2 * (80 // 16)  # epochs × full batches of the 80 training images
+    assert (calls.loads, calls.forwards) == (1, steps)
+    cached = torch.load(project / "data/students/cached/seed-0.pt", weights_only=True)
+    live = torch.load(project / "data/students/live/seed-0.pt", weights_only=True)
+    assert "online" not in cached and live["online"] is True
+    assert any(not torch.equal(cached["state_dict"][k], live["state_dict"][k]) for k in cached["state_dict"])
+
+
+def test_online_students_need_a_teacher_network(project):
+    with pytest.raises(ValueError, match="no_distill learns from labels alone"):
+        from pipeline.params import StudentSpec
+        StudentSpec(method="no_distill", teacher="t", online=True)
+    imported = load_params_with({"teachers": {"t": {"arch": "resnet18", "features": "x.h5", "dim": 8}}}, project)
+    with pytest.raises(RdistillError, match="imports its features"):
+        online.load_online_teacher("t", imported.teachers["t"], [1.0], project / "t.pt", project / "w.h5")
+
+
+def load_params_with(changes: dict, project):
+    (project / "other.yaml").write_text(yaml.safe_dump({**PARAMS, **changes}))
+    return load_params(project / "other.yaml")
+
+
+def test_whitening_of_other_weights_is_refused(project):
+    cache_teacher(project)
+    torch.manual_seed(1)
+    from pipeline.models.backbones import create
+    torch.save(create("resnet18").state_dict(), project / "data/teachers/t.pt")  # retrained, not re-extracted
+    with pytest.raises(RdistillError, match="learned from the features of other weights"):
+        online_teacher(project)
+
+
+@pytest.mark.slow
+def test_killed_online_training_resumes_with_identical_weights(project):
+    params = {**ONLINE, "train": {**ONLINE["train"], "student": {"arch": "resnet18", "image_size": 16,
+                                                                 "random_erasing": 0.5},
+                                  "override": {"epochs": 3, "batch_size": 16}}}
+    cache_teacher(project, params)
+    scratch = project / "data/.partial/train-live"
+    kill_once_written([RDISTILL, "train", "live"], project, scratch / "checkpoint-seed-0.pt")
+    resumed = subprocess.run([RDISTILL, "train", "live"], cwd=project, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert re.search(r"resuming from .*checkpoint-seed-0.pt after epoch [12] of 3", resumed.stderr)
+    resumed_weights = torch.load(project / "data/students/live/seed-0.pt", weights_only=True)["state_dict"]
+    shutil.rmtree(project / "data/.partial/seeds")  # else the seed's student is reused, not trained again
+    clean = subprocess.run([RDISTILL, "train", "live"], cwd=project, capture_output=True, text=True)
+    assert clean.returncode == 0 and "resuming" not in clean.stderr
+    assert_same_weights(resumed_weights, torch.load(project / "data/students/live/seed-0.pt",
+                                                    weights_only=True)["state_dict"])
