@@ -98,4 +98,5 @@ def scratch(stage: str, name: str) -> Path:
 ENVIRONMENT = Path("data/environment.json")  # this machine's, never cached or committed (stages/environment.py)
 REPORT = Path("reports/results.md")
 COMPARISON = Path("metrics/comparison.json")  # the report's intervals and paired differences, for dvc exp show
+TEACHER_SEEDS = Path("benchmarks/results/teacher_seeds.json")  # the teachers' share, measured by benchmarks/teacher_seeds
 TRADEOFF = Path("plots/tradeoff.png")  # mAP against GFLOPs per image, every model

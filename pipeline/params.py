@@ -107,6 +107,9 @@ class TeacherParams(Section):
     """cosine-logit temperature"""
     eval_every: int = Field(0, ge=0)
     """validation mAP (one scale) logged every this many epochs (0: of the final teacher only)"""
+    seed: int | None = None
+    """the seed of the teachers' fitting: initial weights, batch order (null: `seed`). Every result is conditional
+    on the teachers; `python -m benchmarks.teacher_seeds` retrains them with other seeds to measure how much"""
 
 
 class ExtractParams(Section):
@@ -484,6 +487,10 @@ class Params(Section):
     """the results table's intervals"""
     runtime: RuntimeParams = RuntimeParams()
     """this machine's workers, memory budget and waits: no output depends on them"""
+
+    def teacher_seed(self) -> int:
+        """The seed teachers are fitted with: teacher.seed, or `seed` when it is not given."""
+        return self.teacher.seed if self.teacher.seed is not None else self.seed
 
     def training_seeds(self) -> list[int]:
         """The seeds every student is trained with: train.seeds, or [seed] when it is not given."""

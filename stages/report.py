@@ -10,13 +10,14 @@ import torch
 from pipeline import layout
 from pipeline.data.h5 import open_complete
 from pipeline.evaluate.intervals import query_resamples
-from pipeline.io import atomic_path, write_json
+from pipeline.io import atomic_path, sha256_file, write_json
 from pipeline.models.weights import load_network, load_student
 from pipeline.params import Params, load_params
 from pipeline.report.comparison import compare_students, students_of
 from pipeline.report.cost import model_cost
 from pipeline.report.series import loss_series, pr_series
-from pipeline.report.table import caching_note, intervals_note, results_table, results_title, starts_note
+from pipeline.report.table import (caching_note, intervals_note, results_table, results_title, starts_note,
+                                   teacher_share_note)
 from pipeline.report.tradeoff import tradeoff_plot, tradeoff_points
 from pipeline.report.verify import verify_table
 
@@ -52,6 +53,14 @@ def online_twins(params: Params) -> dict[str, str]:
             if cached:
                 twins[name] = cached[0]
     return twins
+
+
+def teacher_share(list_path: Path) -> dict | None:
+    """benchmarks/teacher_seeds' measurement when it was made on this prepared list, else None."""
+    if not layout.TEACHER_SEEDS.is_file():
+        return None
+    share = json.loads(layout.TEACHER_SEEDS.read_text())
+    return share if share["settings"]["list_sha256"] == sha256_file(list_path) else None
 
 
 def costs_of(params: Params, teachers: dict, students: dict) -> dict[str, dict]:
@@ -91,7 +100,8 @@ def report(params_path: Path) -> str:
         write_json(layout.plot("compare", f"pr_{setting}", ".json"), rows)
     trained = _load_all("train", students)
     table = results_table(teachers, evaluated, trained, ensembles, costs, comparison)
-    table += (intervals_note(comparison, params.report.resamples) + caching_note(comparison, trained)
+    table += (intervals_note(comparison, params.report.resamples)
+              + teacher_share_note(teacher_share(layout.LIST), comparison) + caching_note(comparison, trained)
               + starts_note(trained))
     layout.TRADEOFF.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(layout.TRADEOFF) as tmp:

@@ -37,11 +37,12 @@ def student(params: Params, name: str, params_path) -> Student:
                    method_settings(params.train, spec.method), "students", spec.recipe, spec.online)
 
 
-def online_teacher(params: Params, spec: Student) -> OnlineTeacher | None:
-    """An online student's teacher, run on every batch: its network and whitening, the very files its cached
-    features came from, at extract.scales; None for a student trained from the cache."""
+def online_teacher(params: Params, spec: Student, plain) -> OnlineTeacher | None:
+    """An online student's teacher, run on every batch's crops: its network and whitening, the very files its
+    cached features came from, at extract.scales, and `plain`, its cached (N, D) plain-image targets; None for
+    a student trained from the cache."""
     if not spec.online:
         return None
     name = spec.teachers[0]
     return load_online_teacher(name, params.teachers[name], params.extract.scales, layout.teacher_weights(name),
-                               layout.whitening(name))
+                               layout.whitening(name), plain)

@@ -38,7 +38,7 @@ def teacher(name: str, params_path: Path) -> None:
         write_json(layout.metrics("teacher", name), {"arch": spec.arch, "imported_features": spec.features, "history": []})
         write_json(untrained_log, {})
         return
-    seed_everything(params.seed)
+    seed_everything(params.teacher_seed())
     history = []
     if spec.weights == "train":
         net = create(spec.arch, spec.dim, pool=spec.pool)
@@ -52,7 +52,7 @@ def teacher(name: str, params_path: Path) -> None:
                                (3, size, size), params.runtime.image_cache_mb,
                                shared=params.runtime.workers > 0)
         # BatchNorm cannot train on a last batch of one image; any other last batch is kept.
-        loader = make_loader(dataset, p.batch_size, params.runtime.workers, shuffle=True, seed=params.seed,
+        loader = make_loader(dataset, p.batch_size, params.runtime.workers, shuffle=True, seed=params.teacher_seed(),
                              drop_last=len(rows) % p.batch_size == 1)
         objective = ClassificationObjective(n_classes, net.dim, p.temperature)
         if spec.init == "none":
@@ -66,7 +66,7 @@ def teacher(name: str, params_path: Path) -> None:
         store = ChunkStore(layout.scratch("teacher", name), {"spec": spec.model_dump(), "init_sha256": init_sha,
                                                               "recipe": recipe.model_dump(),
                                                               "temperature": p.temperature, "eval_every": p.eval_every,
-                                                              "seed": params.seed, "list_sha256": list_sha,
+                                                              "seed": params.teacher_seed(), "list_sha256": list_sha,
                                                               "device": describe_device(device())})
         with epoch_logger(layout.live("teacher", name)) as log_epoch:
             def on_epoch(r: dict) -> None:

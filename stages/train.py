@@ -97,7 +97,10 @@ def train_every_seed(name: str, params_path: Path) -> None:
               "last_stride": p.student.last_stride, "pool": p.student.pool,
               "method": spec.method, "teacher": spec.gallery, "teachers": spec.teachers,
               **({"online": True} if spec.online else {})}  # a cached student's file as before online training existed
-    teacher = online_teacher(params, spec)
+    teacher = online_teacher(params, spec, targets.teacher[:len(image_list)])
+    if teacher is not None and n_views == 1:
+        log.warning("student %s: online with extract.views 1 shows only plain images, whose targets the cache "
+                    "holds: the teacher never runs and the student is its cached twin", name)
     validate = validation_scorer(image_list, p.student.image_size, params.evaluate.scales,
                                  params.evaluate.batch_size, device(),
                                  params.runtime.workers)
@@ -124,13 +127,14 @@ def train_every_seed(name: str, params_path: Path) -> None:
                                      partners=partners, random_erasing=p.student.random_erasing,
                                      cache_mb=params.runtime.image_cache_mb, workers=params.runtime.workers, seed=seed)
         else:
-            loader = online_loader(image_list.paths, labels, rows, attrs.get("seed", params.seed),
+            loader = online_loader(image_list.paths, labels, rows, n_views, attrs.get("seed", params.seed),
                                    p.student.image_size, teacher.image_size,
                                    recipe.batch_size, rank_world, random_erasing=p.student.random_erasing,
                                    workers=params.runtime.workers, seed=seed)
         log.info("training student %s seed %d (%s, %s from %s, %s) on %d images", name, seed, p.student.arch,
                  spec.method, "+".join(spec.teachers),
-                 "online: the teacher on a fresh view every step" if teacher else f"{n_views} cached view(s)", len(rows))
+                 f"online: the teacher on a fresh crop where the cache has {n_views - 1}" if teacher else
+                 f"{n_views} cached view(s)", len(rows))
         with epoch_logger(layout.live("train", name, seed)) as log_epoch:  # a no-op but on rank 0
             def on_epoch(r: dict) -> None:
                 log.info("%s %s", name, epoch_line(r))

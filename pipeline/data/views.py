@@ -74,16 +74,16 @@ def item_loader(image_list: ImageList, items: np.ndarray, image_size: int, seed:
     return make_loader(dataset, batch_size, workers, by_shape=True)
 
 
-# Online training draws each image's view afresh every epoch among views 1..FRESH_VIEWS: view_seed keeps
-# (seed, row, view) distinct for views below 1,009.
+# Online training draws each image's crop afresh among views 1..FRESH_VIEWS: view_seed keeps (seed, row, view)
+# distinct for views below 1,009.
 FRESH_VIEWS = 1008
 
 
 class FreshViews(Dataset):
-    """Every seeded crop and flip v = 1..FRESH_VIEWS of the given rows, each at two resolutions at once: items
-    (student image, label, item, teacher image), one decoded image giving both. Index i is view 1 + i // n of
-    rows[i % n]; item = view · n_rows + row, as for cached views (pipeline.data.views), so the crop box is
-    the one a cache of that many views would hold."""
+    """Every view v = 0..FRESH_VIEWS of the given rows (0 the plain image, v > 0 a seeded crop and flip), each at
+    two resolutions at once: items (student image, label, item, teacher image), one decoded image giving both.
+    Index i is view i // n of rows[i % n]; item = view · n_rows + row, as for cached views, so a crop box is the
+    one a cache of that many views would hold."""
 
     def __init__(self, paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray, student_size: int,
                  teacher_size: int, seed: int, bboxes: Sequence | None = None):
@@ -93,28 +93,30 @@ class FreshViews(Dataset):
         self.n_rows = len(paths)
 
     def __len__(self) -> int:
-        return FRESH_VIEWS * len(self.rows)
+        return (FRESH_VIEWS + 1) * len(self.rows)
 
     def __getitem__(self, i: int):
-        position, view = i % len(self.rows), 1 + i // len(self.rows)
+        position, view = i % len(self.rows), i // len(self.rows)
         image, label, row = self.images.load(position)  # a crop box is drawn from the full image's size
         return self.student(image, row, view), label, view * self.n_rows + row, self.teacher(image, row, view)
 
 
 class FreshViewPerImage(Sampler):
-    """Each epoch, every image once in random order (indices into FreshViews), each as a view drawn uniformly
-    among its FRESH_VIEWS crops: in practice a view never seen before, as online distillation sees them."""
+    """Each epoch, every image once in random order (indices into FreshViews): the plain image with probability
+    1 / n_views, as a cache of n_views views shows it, else a crop drawn uniformly among FRESH_VIEWS, in
+    practice one never seen before, where the cache would show one of its n_views − 1 fixed crops."""
 
-    def __init__(self, n_images: int, generator: torch.Generator):
-        self.n_images, self.generator = n_images, generator
+    def __init__(self, n_images: int, n_views: int, generator: torch.Generator):
+        self.n_images, self.n_views, self.generator = n_images, n_views, generator
 
     def __len__(self) -> int:
         return self.n_images
 
     def __iter__(self):
         order = torch.randperm(self.n_images, generator=self.generator)
-        views = torch.randint(FRESH_VIEWS, (self.n_images,), generator=self.generator)
-        yield from (views * self.n_images + order).tolist()
+        cropped = torch.randint(self.n_views, (self.n_images,), generator=self.generator) > 0
+        crops = torch.randint(1, FRESH_VIEWS + 1, (self.n_images,), generator=self.generator)
+        yield from (torch.where(cropped, crops, 0) * self.n_images + order).tolist()
 
 
 class RandomlyErased(Dataset):

@@ -2,6 +2,8 @@
 figure with its interval (pipeline.report.comparison) and a note on what the intervals and marks mean."""
 from __future__ import annotations
 
+import numpy as np
+
 from pipeline.evaluate.intervals import CONFIDENCE
 from pipeline.report.comparison import (CACHING, REFERENCE, difference_note, interval_cell, p_text, ratio_note,
                                        students_of)
@@ -163,6 +165,36 @@ def caching_note(comparison: dict, training: dict[str, dict]) -> str:
             f"{a} {sa:.1f} s cached, {sb:.1f} s online ({sb / sa:.1f}× slower)" for (a, _), (sa, sb) in zip(pairs, speeds))
             + ".")
     return "\n" + text + "\n"
+
+
+def teacher_share_note(share: dict | None, comparison: dict) -> str:
+    """The teachers' share, under the table: how far refitting the teachers with other seeds moved the rows and
+    the reference differences (benchmarks/teacher_seeds: `share` is its JSON, None when it measured another list),
+    and which marked differences survive the teacher axis."""
+    if share is None:
+        return ("\nThe teachers' share is not measured for this list: `python -m benchmarks.teacher_seeds` refits "
+                "them with other seeds (teacher.seed) and reruns the students from each.\n")
+    figures, seeds = share["figures"], share["settings"]["teacher_seeds"]
+    rows = [f["sd_teacher"] for f in figures["rows"].values()]
+    by_kind: dict[str, list[float]] = {}
+    for d in figures["differences"].values():
+        by_kind.setdefault(d["kind"], []).append(d["sd_teacher"])
+    kinds = "; ".join(f"differences {kind}: median {np.median(v):.3f}, up to {max(v):.3f}" for kind, v in by_kind.items())
+    marked = [name for name, c in comparison.get("comparisons", {}).items() if c.get("marked") and c["family"] == REFERENCE]
+    measured = {name: figures["differences"][name] for name in marked if name in figures["differences"]}
+    survive = [name for name, d in measured.items() if d["survives"]]
+    keep = [name for name, d in measured.items() if d["same_sign"]]
+    text = (f"The teachers' share (`python -m benchmarks.teacher_seeds`, on this list): refitting the teachers with "
+            f"{len(seeds)} seeds ({', '.join(map(str, seeds))}) and retraining the students from each moves a "
+            f"student's row by a teacher-level SD of {np.median(rows):.3f} (median over rows, up to {max(rows):.3f}; "
+            "the SD between teacher seeds less what the student seeds explain); " + kinds + ". Differences against "
+            "the whitened teacher partly cancel it (the teacher moves both sides), against no_distill they do not. ")
+    if measured:
+        text += (f"Of the {len(measured)} marked differences, {len(keep)} keep their sign under every teacher seed and "
+                 f"{len(survive)} have a teacher-level interval (mean over teacher seeds ± t_{{0.975, "
+                 f"{len(seeds) - 1}}} · SD / √{len(seeds)}) that excludes 0"
+                 + (f": {', '.join(survive)}." if survive else "."))
+    return "\n" + text.rstrip() + "\n"
 
 
 def power_sentence(family: dict) -> str:

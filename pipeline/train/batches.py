@@ -35,14 +35,15 @@ def training_loader(paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray,
     return batches_of(dataset, epoch, unit, batch_size, rank_world, random_erasing, workers, seed)
 
 
-def online_loader(paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray, view_seed: int, image_size: int,
-                  teacher_size: int, batch_size: int, rank_world: tuple[int, int], *, random_erasing: float = 0.0,
-                  workers: int = 0, seed: int = 0) -> DataLoader:
-    """Full batches of (image, label, item, teacher image) for one rank: every training row once per epoch as a
-    fresh seeded view (pipeline.data.views.FreshViews), the same crop at the student's and the teacher's
-    resolution; random erasing acts on the student's input only. Nothing is cached: every view is decoded."""
+def online_loader(paths: Sequence[Path], labels: np.ndarray, rows: np.ndarray, n_views: int, view_seed: int,
+                  image_size: int, teacher_size: int, batch_size: int, rank_world: tuple[int, int], *,
+                  random_erasing: float = 0.0, workers: int = 0, seed: int = 0) -> DataLoader:
+    """Full batches of (image, label, item, teacher image) for one rank: every training row once per epoch, plain
+    with probability 1 / n_views (as the cache of n_views views shows it) or else as a fresh seeded crop
+    (pipeline.data.views.FreshViews), the same crop at the student's and the teacher's resolution; random
+    erasing acts on the student's input only. Nothing is cached: every view is decoded."""
     dataset = FreshViews(paths, labels, rows, image_size, teacher_size, view_seed)
-    return batches_of(dataset, lambda g: FreshViewPerImage(len(rows), g), 1, batch_size, rank_world,
+    return batches_of(dataset, lambda g: FreshViewPerImage(len(rows), n_views, g), 1, batch_size, rank_world,
                       random_erasing, workers, seed)
 
 

@@ -139,7 +139,7 @@ class TrainingStep(nn.Module):
     def forward(self, images, labels, items, teacher_images=None):
         q = self.net(images)
         # online: the batch's targets from the live teacher, (T, B, D) as cached targets are gathered
-        live = () if teacher_images is None else (self.teacher(teacher_images),)
+        live = () if teacher_images is None else (self.teacher(teacher_images, items),)
         with torch.autocast(q.device.type, enabled=False):
             return self.objective(*gather_batch(q.float(), labels, items, *live))
 

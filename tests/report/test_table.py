@@ -158,3 +158,27 @@ def test_online_rows_show_their_speed_and_the_cache_cost_family_under_the_table(
     assert "None is marked: at these seeds the cache's cost is not detectable (MDD " in caching_note(equal, training)
     assert caching_note(compare_students(students, queries, teacher_queries, lambda n: query_resamples(n, 1000, 0),
                                          teachers), training) == ""
+
+
+def test_the_teachers_share_is_stated_with_the_differences_that_survive_it():
+    from pipeline.report.table import teacher_share_note
+
+    assert "not measured for this list" in teacher_share_note(None, {})
+    share = {"settings": {"teacher_seeds": [0, 1, 2]}, "figures": {
+        "rows": {"csd symmetric": {"sd_teacher": 0.010}, "csd asymmetric": {"sd_teacher": 0.030},
+                 "pkt symmetric": {"sd_teacher": 0.020}},
+        "differences": {"csd symmetric vs no_distill": {"sd_teacher": 0.02, "kind": "vs no_distill", "survives": True,
+                                                        "same_sign": True},
+                        "pkt symmetric vs no_distill": {"sd_teacher": 0.04, "kind": "vs no_distill", "survives": False,
+                                                        "same_sign": False},
+                        "csd asymmetric vs t whitened": {"sd_teacher": 0.005, "kind": "vs whitened teacher",
+                                                         "survives": False, "same_sign": True}}}}
+    comparison = {"comparisons": {name: {"family": "reference", "marked": name != "csd asymmetric vs t whitened"}
+                                  for name in share["figures"]["differences"]}}
+    note = teacher_share_note(share, comparison)
+    assert "refitting the teachers with 3 seeds (0, 1, 2)" in note
+    assert "teacher-level SD of 0.020 (median over rows, up to 0.030" in note
+    assert "differences vs no_distill: median 0.030, up to 0.040" in note
+    assert "differences vs whitened teacher: median 0.005, up to 0.005" in note
+    assert "Of the 2 marked differences, 1 keep their sign under every teacher seed and 1 have a" in note
+    assert note.rstrip().endswith("excludes 0: csd symmetric vs no_distill.")

@@ -36,8 +36,10 @@ def cache_teacher(project, params: dict = ONLINE) -> None:
 
 def online_teacher(project) -> online.OnlineTeacher:
     params = load_params(project / "params.yaml")
+    with h5py.File(project / "data/whitened/t.h5") as h5:
+        plain = torch.from_numpy(h5["features"][()])
     return online.load_online_teacher("t", params.teachers["t"], params.extract.scales,
-                                      project / "data/teachers/t.pt", project / "data/whitening/t.h5")
+                                      project / "data/teachers/t.pt", project / "data/whitening/t.h5", plain)
 
 
 def test_online_targets_are_the_cached_ones_on_the_cached_views(project):
@@ -51,28 +53,45 @@ def test_online_targets_are_the_cached_ones_on_the_cached_views(project):
     # view 0: the plain image, prepared as extraction prepares it (aspect kept, batched by shape)
     for groups in item_loader(image_list, rows, 32, 0, 8, 0):
         for images, _, items in groups:
-            live = teacher(images)
-            assert live.shape == (1, len(items), 16)
+            live = teacher.describe(images)
+            assert live.shape == (len(items), 16)
             # unit vectors: float32 rounding of the convolutions (batches of other sizes), amplified by the
             # whitening's eigenvalue spread to the power 0.25, stays far below 1e-4
-            np.testing.assert_allclose(live[0].numpy(), plain[items.numpy()], atol=1e-4)
+            np.testing.assert_allclose(live.numpy(), plain[items.numpy()], atol=1e-4)
     # view 1: the seeded crop the cache holds, cut at the teacher's resolution by the online dataset
     fresh = FreshViews(image_list.paths, image_list.labels, view_rows, 16, 32, 0)
-    student_images, _, items, teacher_images = zip(*(fresh[i] for i in range(6)))  # indices < n: view 1
+    n = len(view_rows)
+    student_images, _, items, teacher_images = zip(*(fresh[n + i] for i in range(6)))  # n..2n − 1: view 1
     assert [int(i) for i in items] == [len(image_list) + int(r) for r in view_rows[:6]]
     assert student_images[0].shape == (3, 16, 16) and teacher_images[0].shape == (3, 32, 32)
-    live = teacher(normalize_batch(torch.stack(teacher_images)))[0].numpy()
+    live = teacher.describe(normalize_batch(torch.stack(teacher_images))).numpy()
     np.testing.assert_allclose(live, view_1[:6], atol=1e-4)
     assert np.abs(live - plain[view_rows[:6]]).max() > 0.05  # the crop's target is not the plain image's
+    # a batch mixing plain images and crops: the plain ones read from the cache, the network runs on the crops
+    _, _, plain_items, plain_images = zip(*(fresh[i] for i in range(2)))
+    calls = teacher.calls
+    mixed = teacher(normalize_batch(torch.stack([*plain_images, *teacher_images[:2]])),
+                    torch.tensor([*plain_items, *items[:2]]))
+    assert teacher.calls == calls + 1 and mixed.shape == (1, 4, 16)
+    assert torch.equal(mixed[0, :2], torch.from_numpy(plain[view_rows[:2]]))
+    np.testing.assert_allclose(mixed[0, 2:].numpy(), view_1[:2], atol=1e-4)
+    teacher(normalize_batch(torch.stack(plain_images)), torch.tensor(plain_items))
+    assert teacher.calls == calls + 1  # only plain images: the network does not run
 
 
-def test_fresh_views_draw_every_image_once_per_epoch_among_all_crops():
-    sampler = FreshViewPerImage(50, torch.Generator().manual_seed(0))
+def test_fresh_views_show_the_plain_image_as_the_cache_does_and_otherwise_a_new_crop():
+    sampler = FreshViewPerImage(2000, 4, torch.Generator().manual_seed(0))
     first, second = list(sampler), list(sampler)
-    assert sorted(i % 50 for i in first) == list(range(50))
-    assert all(0 <= i // 50 < FRESH_VIEWS for i in first + second)
-    repeated = sum(a // 50 == b // 50 for a, b in zip(sorted(first, key=lambda i: i % 50), sorted(second, key=lambda i: i % 50)))
-    assert repeated <= 2  # a view is drawn again with probability 1/1008 per image
+    assert sorted(i % 2000 for i in first) == list(range(2000))
+    views = np.array([i // 2000 for i in first + second])
+    assert views.max() <= FRESH_VIEWS
+    # plain with probability 1/4 over 4,000 draws: 1,000 ± 3 SD (√750 ≈ 27)
+    assert 920 < (views == 0).sum() < 1080
+    by_image = [{i % 2000: i // 2000 for i in epoch} for epoch in (first, second)]
+    cropped_twice = [r for r in range(2000) if by_image[0][r] and by_image[1][r]]
+    # two crops of one image coincide with probability 1/1008: about 1 in the ~1,125 images cropped twice
+    assert sum(by_image[0][r] == by_image[1][r] for r in cropped_twice) <= 5
+    assert all(i // 50 == 0 for i in FreshViewPerImage(50, 1, torch.Generator()))  # one view: the plain image only
 
 
 class Counted:
@@ -86,9 +105,9 @@ class Counted:
             self.loads += 1
             return load(*args, **kwargs)
 
-        def counted_forward(teacher, images):
+        def counted_forward(teacher, images, items):
             self.forwards += 1
-            return forward(teacher, images)
+            return forward(teacher, images, items)
         monkeypatch.setattr(online, "load_network", counted_load)
         monkeypatch.setattr(online.OnlineTeacher, "forward", counted_forward)
 
@@ -102,7 +121,7 @@ def test_only_the_online_student_runs_the_teacher(project, monkeypatch):
     assert (calls.loads, calls.forwards) == (0, 0)
     train("live", project / "params.yaml")
     steps = 2 * (80 // 16)  # epochs × full batches of the 80 training images
-    assert (calls.loads, calls.forwards) == (1, steps)
+    assert (calls.loads, calls.forwards) == (1, steps)  # once per step (the crops of its batch)
     cached = torch.load(project / "data/students/cached/seed-0.pt", weights_only=True)
     live = torch.load(project / "data/students/live/seed-0.pt", weights_only=True)
     assert "online" not in cached and live["online"] is True
@@ -115,7 +134,8 @@ def test_online_students_need_a_teacher_network(project):
         StudentSpec(method="no_distill", teacher="t", online=True)
     imported = load_params_with({"teachers": {"t": {"arch": "resnet18", "features": "x.h5", "dim": 8}}}, project)
     with pytest.raises(RdistillError, match="imports its features"):
-        online.load_online_teacher("t", imported.teachers["t"], [1.0], project / "t.pt", project / "w.h5")
+        online.load_online_teacher("t", imported.teachers["t"], [1.0], project / "t.pt", project / "w.h5",
+                                   torch.zeros(1, 8))
 
 
 def load_params_with(changes: dict, project):

@@ -1,0 +1,38 @@
+"""benchmarks/teacher_seeds: the teacher-level spread of a figure, from hand-worked values."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from benchmarks.teacher_seeds import spread, summarise
+
+
+def test_the_teacher_component_is_the_spread_between_teacher_seeds_less_the_student_seeds_share():
+    # values 0.8, 0.9, 1.0: SD 0.1; student seeds' share 0.001 each: teacher SD √(0.01 − 0.001) = 0.094868
+    got = spread([0.8, 0.9, 1.0], [0.001, 0.001, 0.001])
+    assert got["sd_between"] == pytest.approx(0.1) and got["sd_teacher"] == pytest.approx(np.sqrt(0.009))
+    half = stats.t.ppf(0.975, 2) * 0.1 / np.sqrt(3)  # 4.303 · 0.0577 = 0.2484
+    assert (got["low"], got["high"]) == (pytest.approx(0.9 - half), pytest.approx(0.9 + half))
+    assert spread([0.5, 0.5, 0.5], [0.01] * 3)["sd_teacher"] == 0.0  # seed noise larger than the spread: floored
+
+
+def comparison(csd, diff):
+    """A comparison.json with one student row and one reference difference (half-width 0.02 on 8 df)."""
+    half = 0.02
+    return {"pooled": {"symmetric": {"mAP": {"sd": 0.03}}},
+            "csd": {"symmetric": {"mAP": csd, "seeds": 3}},
+            "comparisons": {"csd symmetric vs no_distill": {"family": "reference", "diff": diff, "low": diff - half,
+                                                            "high": diff + half, "df": 8, "marked": True}}}
+
+
+def test_rows_and_differences_are_summarised_over_the_teacher_seeds():
+    got = summarise({0: comparison(0.80, 0.10), 1: comparison(0.82, 0.12), 2: comparison(0.84, 0.08)})
+    row = got["rows"]["csd symmetric"]
+    assert row["values"] == [0.80, 0.82, 0.84] and row["sd_between"] == pytest.approx(0.02)
+    assert row["sd_teacher"] == pytest.approx(np.sqrt(0.02 ** 2 - 0.03 ** 2 / 3))  # 0.0004 − 0.0003
+    d = got["differences"]["csd symmetric vs no_distill"]
+    se = 0.02 / stats.t.ppf(0.975, 8)
+    assert d["sd_teacher"] == pytest.approx(np.sqrt(0.02 ** 2 - se ** 2))
+    assert d["same_sign"] and d["survives"] and d["kind"] == "vs no_distill"  # 0.10 ± 4.303 · 0.02 / √3 = ± 0.050
+    flipped = summarise({0: comparison(0.8, 0.05), 1: comparison(0.8, -0.05), 2: comparison(0.8, 0.06)})
+    assert not flipped["differences"]["csd symmetric vs no_distill"]["same_sign"]
+    assert not flipped["differences"]["csd symmetric vs no_distill"]["survives"]
