@@ -51,18 +51,24 @@ def level_scores(per_query: dict[str, np.ndarray], setting: str) -> dict[str, np
             if f"{setting}.{level}" in per_query}
 
 
-def seed_recall(result: dict, setting: str) -> np.ndarray | None:
-    """A student's per-seed Recall@1 of a setting (metrics/eval's `by_seed`); None where it is not stored."""
+def recall_columns(scores: dict) -> list[str]:
+    """The Recall@k figures a result holds ("R@1", "R@5", ...), by k."""
+    return sorted((c for c in scores if c.startswith("R@")), key=lambda c: int(c[2:]))
+
+
+def seed_recall(result: dict, setting: str, column: str = "R@1") -> np.ndarray | None:
+    """A student's per-seed Recall@k of a setting (metrics/eval's `by_seed`); None where it is not stored."""
     by_seed = result.get("by_seed", {})
-    values = [scores[setting]["R@1"] for scores in by_seed.values() if "R@1" in scores.get(setting, {})]
+    values = [scores[setting][column] for scores in by_seed.values() if column in scores.get(setting, {})]
     return np.asarray(values, dtype=np.float64) if values and len(values) == len(by_seed) else None
 
 
-def recall_scores(scores: dict) -> np.ndarray | None:
-    """Per-query 0/1 Recall@1 rebuilt from a result's rate and its queries with positives (binary_scores)."""
-    if "R@1" not in scores or "queries" not in scores:
+def recall_scores(scores: dict, column: str = "R@1") -> np.ndarray | None:
+    """Per-query 0/1 Recall@k (a query's hit within the first k is 0 or 1) rebuilt from a result's rate and its
+    queries with positives (binary_scores)."""
+    if column not in scores or "queries" not in scores:
         return None
-    return binary_scores(scores["R@1"], scores["queries"] - scores.get("queries_without_positives", 0))
+    return binary_scores(scores[column], scores["queries"] - scores.get("queries_without_positives", 0))
 
 
 def query_row(scores: np.ndarray, resamples_of, key: str = "mAP") -> dict:
@@ -99,9 +105,10 @@ def once_trained_rows(result: dict, per_query: dict[str, np.ndarray], settings, 
             continue
         rows[setting] = query_row(levels.pop("mAP")[0], resamples_of)
         others = {column: query_row(scores[0], resamples_of, "value") for column, scores in levels.items()}
-        recall = recall_scores(result[setting])
-        if recall is not None:
-            others["R@1"] = query_row(recall, resamples_of, "value")
+        for column in recall_columns(result[setting]):
+            recall = recall_scores(result[setting], column)
+            if recall is not None:
+                others[column] = query_row(recall, resamples_of, "value")
         if others:
             rows[setting]["intervals"] = others
     return rows
@@ -155,10 +162,12 @@ def compare_students(students: dict[str, dict], student_queries: dict[str, dict[
                 ap = ap[:, finite_queries(ap)]
                 per_seed.setdefault((setting, column), {})[name] = ap.mean(axis=1)
                 one_seed[setting, column, name] = ap[0]
-            recall = seed_recall(students[name], setting)
-            if recall is not None:
-                per_seed.setdefault((setting, "R@1"), {})[name] = recall
-                one_seed[setting, "R@1", name] = recall_scores(students[name].get(setting, {}))
+            first_seed = next(iter(students[name].get("by_seed", {}).values()), {})
+            for column in recall_columns(first_seed.get(setting, {})):
+                recall = seed_recall(students[name], setting, column)
+                if recall is not None:
+                    per_seed.setdefault((setting, column), {})[name] = recall
+                    one_seed[setting, column, name] = recall_scores(students[name].get(setting, {}), column)
     pooled = {key: pooled_variance(groups.values()) for key, groups in per_seed.items()}
 
     out: dict = {}

@@ -95,7 +95,7 @@ def intervals_note(comparison: dict, resamples: int) -> str:
         recall = any("R@1" in f.get("intervals", {}) for f in rows)
         rows_text = (f"Students' rows: the mean over {_seeds_text(seeds)} training seeds with a {level} interval, mean ± "
                      f"t_{{{quantile}, df}} · s_pooled / √n, the seeds' SD pooled over every student of the setting "
-                     f"({spreads}){'; R@1 likewise' if recall else ''}. Pooling assumes one seed variance per setting; "
+                     f"({spreads}){'; R@1 likewise (R@5 and R@10 too, in metrics/comparison.json)' if recall else ''}. Pooling assumes one seed variance per setting; "
                      "each row's own SD and own-t interval are in metrics/comparison.json (sd, own_low, own_high).")
     else:
         rows_text = ("One seed per student: no seed spread can be measured, so a student's interval comes from "

@@ -14,7 +14,7 @@ def resamples_of(n):
 
 def by_seed(recalls, setting="symmetric", queries=10):
     """metrics/eval's per-seed figures with the given Recall@1 of each seed."""
-    return {str(i): {setting: {"R@1": r, "queries": queries, "queries_without_positives": 0}}
+    return {str(i): {setting: {"R@1": r, "R@5": min(1.0, r + 0.1), "queries": queries, "queries_without_positives": 0}}
             for i, r in enumerate(recalls)}
 
 
@@ -78,11 +78,12 @@ def test_recall_at_1_is_pooled_over_seeds_for_students_and_over_queries_for_teac
     students = {"a": {"method": "csd", "teacher": "t", "by_seed": by_seed([0.6, 0.7, 0.8])},
                 "b": {"method": "pkt", "teacher": "t", "by_seed": by_seed([0.5, 0.5, 0.8])}}
     teachers = {"t": {"raw": {"mAP": 0.5, "R@1": 0.7, "queries": 40, "queries_without_positives": 0},
-                      "whitened": {"mAP": 0.5, "R@1": 0.75, "queries": 42, "queries_without_positives": 2}}}
+                      "whitened": {"mAP": 0.5, "R@1": 0.75, "R@10": 0.9, "queries": 42, "queries_without_positives": 2}}}
     teacher_queries = {"t": {"raw": np.full(40, 0.5), "whitened": np.linspace(0.3, 0.7, 40)}}
     ensembles = {"EM": {"teachers": ["t"], "symmetric": {"mAP": 0.6, "R@1": 0.9, "queries": 40}}}
     got = compare_students(students, queries, teacher_queries, resamples_of, teachers, ensembles,
                            {"EM": {"symmetric": np.linspace(0.4, 0.8, 40)}})
+    assert set(got["a"]["symmetric"]["intervals"]) == {"R@1", "R@5"}  # R@5 is pooled as R@1 is
     recall = got["a"]["symmetric"]["intervals"]["R@1"]  # the same pooled s² as mAP's here: 0.226696
     assert (recall["value"], recall["low"], recall["high"]) == pytest.approx((0.7, 0.7 - 0.226696, 0.7 + 0.226696),
                                                                               abs=1e-6)
@@ -96,6 +97,8 @@ def test_recall_at_1_is_pooled_over_seeds_for_students_and_over_queries_for_teac
     assert (teacher_recall["low"], teacher_recall["high"]) == pytest.approx(
         bootstrap_interval(binary_scores(0.75, 40), resamples_of(40))[1:])
     assert teacher_recall["low"] < 0.75 < teacher_recall["high"]
+    assert got["teachers"]["t"]["whitened"]["intervals"]["R@10"]["high"] == pytest.approx(
+        bootstrap_interval(binary_scores(0.9, 40), resamples_of(40))[2])  # 36 hits of 40
     assert got["ensembles"]["EM"]["symmetric"]["over"] == "queries"
     assert "R@1" in got["ensembles"]["EM"]["symmetric"]["intervals"]
 
