@@ -101,24 +101,6 @@ class FreshViews(Dataset):
         return self.student(image, row, view), label, view * self.n_rows + row, self.teacher(image, row, view)
 
 
-class FreshViewPerImage(Sampler):
-    """Each epoch, every image once in random order (indices into FreshViews): the plain image with probability
-    1 / n_views, as a cache of n_views views shows it, else a crop drawn uniformly among FRESH_VIEWS, in
-    practice one never seen before, where the cache would show one of its n_views − 1 fixed crops."""
-
-    def __init__(self, n_images: int, n_views: int, generator: torch.Generator):
-        self.n_images, self.n_views, self.generator = n_images, n_views, generator
-
-    def __len__(self) -> int:
-        return self.n_images
-
-    def __iter__(self):
-        order = torch.randperm(self.n_images, generator=self.generator)
-        cropped = torch.randint(self.n_views, (self.n_images,), generator=self.generator) > 0
-        crops = torch.randint(1, FRESH_VIEWS + 1, (self.n_images,), generator=self.generator)
-        yield from (torch.where(cropped, crops, 0) * self.n_images + order).tolist()
-
-
 class RandomlyErased(Dataset):
     """Items of another dataset whose 8-bit image has, with `probability`, a random rectangle filled with the
     mean colour (random erasing, D3still's training augmentation). It acts on the student's input only, after
@@ -178,6 +160,18 @@ class OneViewPerImage(Sampler):
         order = torch.randperm(self.n_images, generator=self.generator)
         views = torch.randint(self.n_views, (self.n_images,), generator=self.generator)
         yield from (views * self.n_images + order).tolist()
+
+
+class FreshViewPerImage(OneViewPerImage):
+    """Each epoch, every image once in random order (indices into FreshViews): the plain image with probability
+    1 / n_views, as a cache of n_views views shows it, else a crop drawn uniformly among FRESH_VIEWS, in
+    practice one never seen before, where the cache would show one of its n_views − 1 fixed crops."""
+
+    def __iter__(self):
+        order = torch.randperm(self.n_images, generator=self.generator)
+        cropped = torch.randint(self.n_views, (self.n_images,), generator=self.generator) > 0
+        crops = torch.randint(1, FRESH_VIEWS + 1, (self.n_images,), generator=self.generator)
+        yield from (torch.where(cropped, crops, 0) * self.n_images + order).tolist()
 
 
 class PositivePairs(Sampler):
