@@ -1,5 +1,6 @@
 """How many augmented views are worth caching: the demo's CSD and D3still students distilled from the resnet50
-teacher's features cached with V = 1, 2, 4, 8 views per training image, three seeds each.
+teacher's features cached with V = 1, 2, 4, 8 views per training image, three seeds each, beside their online
+twins at each V (the plain image as often, fresh crops instead of the V − 1 cached ones).
 
 Runs the real stages (extract, whiten, mine, train, evaluate) in a copy of the demo workspace that reuses
 its prepared list and trained teacher, so only what V changes is recomputed. Reports, per V, each student's
@@ -26,7 +27,7 @@ from benchmarks.common import write_result
 from pipeline.evaluate.intervals import seed_interval
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDENTS = ("csd", "d3still")
+STUDENTS = ("csd", "d3still", "csd_online", "d3still_online")
 GLDV2_IMAGES, GLDV2_DIM = 1_600_000, 2048
 
 

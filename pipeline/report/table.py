@@ -170,26 +170,37 @@ def caching_note(comparison: dict, training: dict[str, dict]) -> str:
 def teacher_share_note(share: dict | None, comparison: dict) -> str:
     """The teachers' share, under the table: how far refitting the teachers with other seeds moved the rows and
     the reference differences (benchmarks/teacher_seeds: `share` is its JSON, None when it measured another list),
-    and which marked differences survive the teacher axis."""
+    beside what the student seeds alone put there, and which marked differences survive the teacher axis."""
     if share is None:
         return ("\nThe teachers' share is not measured for this list: `python -m benchmarks.teacher_seeds` refits "
                 "them with other seeds (teacher.seed) and reruns the students from each.\n")
     figures, seeds = share["figures"], share["settings"]["teacher_seeds"]
-    rows = [f["sd_teacher"] for f in figures["rows"].values()]
+    dependent = {name: f for name, f in figures["rows"].items() if f["sd_between"] > 0}  # the others read no teacher
+    between = [f["sd_between"] for f in dependent.values()]
+    own = {name: f["sd_teacher"] for name, f in dependent.items() if f["sd_teacher"] > 0}
+    seed_share = "; ".join(f"{setting} {p['mAP']['sd'] / np.sqrt(p['mAP']['seeds']):.3f}"
+                           for setting, p in comparison.get("pooled", {}).items() if "mAP" in p)
     by_kind: dict[str, list[float]] = {}
     for d in figures["differences"].values():
-        by_kind.setdefault(d["kind"], []).append(d["sd_teacher"])
+        if d["sd_between"] > 0:
+            by_kind.setdefault(d["kind"], []).append(d["sd_between"])
     kinds = "; ".join(f"differences {kind}: median {np.median(v):.3f}, up to {max(v):.3f}" for kind, v in by_kind.items())
+    largest = max(own, key=own.get) if own else None
+    text = (f"The teachers' share (`python -m benchmarks.teacher_seeds`, on this list): refitting the teachers with "
+            f"{len(seeds)} seeds ({', '.join(map(str, seeds))}) and retraining every student from each moves the "
+            f"{len(dependent)} rows that learn from them by an SD between teacher seeds of {np.median(between):.3f} "
+            f"(median; {min(between):.3f} to {max(between):.3f}), where the student seeds alone would put "
+            f"s_pooled / √n ({seed_share}); the teacher's own SD beyond that (method of moments) is 0 for "
+            f"{len(dependent) - len(own)} rows"
+            + (f" and largest for {largest} ({own[largest]:.3f})" if largest else "")
+            + f"; {kinds}. Rows that read no teacher (no_distill, and contrastive with label pairs) do not move. "
+            "A difference against no_distill carries the teacher's share on one side; against the whitened teacher on "
+            "both, where it can partly cancel. ")
     marked = [name for name, c in comparison.get("comparisons", {}).items() if c.get("marked") and c["family"] == REFERENCE]
     measured = {name: figures["differences"][name] for name in marked if name in figures["differences"]}
-    survive = [name for name, d in measured.items() if d["survives"]]
-    keep = [name for name, d in measured.items() if d["same_sign"]]
-    text = (f"The teachers' share (`python -m benchmarks.teacher_seeds`, on this list): refitting the teachers with "
-            f"{len(seeds)} seeds ({', '.join(map(str, seeds))}) and retraining the students from each moves a "
-            f"student's row by a teacher-level SD of {np.median(rows):.3f} (median over rows, up to {max(rows):.3f}; "
-            "the SD between teacher seeds less what the student seeds explain); " + kinds + ". Differences against "
-            "the whitened teacher partly cancel it (the teacher moves both sides), against no_distill they do not. ")
     if measured:
+        survive = [name for name, d in measured.items() if d["survives"]]
+        keep = [name for name, d in measured.items() if d["same_sign"]]
         text += (f"Of the {len(measured)} marked differences, {len(keep)} keep their sign under every teacher seed and "
                  f"{len(survive)} have a teacher-level interval (mean over teacher seeds ± t_{{0.975, "
                  f"{len(seeds) - 1}}} · SD / √{len(seeds)}) that excludes 0"

@@ -165,19 +165,25 @@ def test_the_teachers_share_is_stated_with_the_differences_that_survive_it():
 
     assert "not measured for this list" in teacher_share_note(None, {})
     share = {"settings": {"teacher_seeds": [0, 1, 2]}, "figures": {
-        "rows": {"csd symmetric": {"sd_teacher": 0.010}, "csd asymmetric": {"sd_teacher": 0.030},
-                 "pkt symmetric": {"sd_teacher": 0.020}},
-        "differences": {"csd symmetric vs no_distill": {"sd_teacher": 0.02, "kind": "vs no_distill", "survives": True,
+        "rows": {"csd symmetric": {"sd_between": 0.010, "sd_teacher": 0.0},
+                 "csd asymmetric": {"sd_between": 0.030, "sd_teacher": 0.025},
+                 "pkt symmetric": {"sd_between": 0.020, "sd_teacher": 0.005},
+                 "no_distill symmetric": {"sd_between": 0.0, "sd_teacher": 0.0}},
+        "differences": {"csd symmetric vs no_distill": {"sd_between": 0.02, "kind": "vs no_distill", "survives": True,
                                                         "same_sign": True},
-                        "pkt symmetric vs no_distill": {"sd_teacher": 0.04, "kind": "vs no_distill", "survives": False,
+                        "pkt symmetric vs no_distill": {"sd_between": 0.04, "kind": "vs no_distill", "survives": False,
                                                         "same_sign": False},
-                        "csd asymmetric vs t whitened": {"sd_teacher": 0.005, "kind": "vs whitened teacher",
+                        "csd asymmetric vs t whitened": {"sd_between": 0.005, "kind": "vs whitened teacher",
                                                          "survives": False, "same_sign": True}}}}
-    comparison = {"comparisons": {name: {"family": "reference", "marked": name != "csd asymmetric vs t whitened"}
+    comparison = {"pooled": {"symmetric": {"mAP": {"sd": 0.03, "seeds": 3}}, "asymmetric": {"mAP": {"sd": 0.012, "seeds": 3}}},
+                  "comparisons": {name: {"family": "reference", "marked": name != "csd asymmetric vs t whitened"}
                                   for name in share["figures"]["differences"]}}
     note = teacher_share_note(share, comparison)
     assert "refitting the teachers with 3 seeds (0, 1, 2)" in note
-    assert "teacher-level SD of 0.020 (median over rows, up to 0.030" in note
+    # the three rows that move: median 0.020 of 0.010, 0.020, 0.030; no_distill does not move
+    assert "moves the 3 rows that learn from them by an SD between teacher seeds of 0.020 (median; 0.010 to 0.030)" in note
+    assert "s_pooled / √n (symmetric 0.017; asymmetric 0.007)" in note  # 0.03 / √3, 0.012 / √3
+    assert "is 0 for 1 rows and largest for csd asymmetric (0.025)" in note
     assert "differences vs no_distill: median 0.030, up to 0.040" in note
     assert "differences vs whitened teacher: median 0.005, up to 0.005" in note
     assert "Of the 2 marked differences, 1 keep their sign under every teacher seed and 1 have a" in note
