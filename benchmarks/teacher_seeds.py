@@ -30,6 +30,7 @@ from benchmarks.views import stage
 from pipeline.io import sha256_file
 from pipeline.params import load_params
 from pipeline.report.comparison import students_of
+from stages.report import teacher_share_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,6 +79,18 @@ def spread(values: list[float], seed_terms: list[float]) -> dict:
             "sd_teacher": component, "low": float(values.mean() - half), "high": float(values.mean() + half)}
 
 
+def without_students(comparison: dict, names: set[str]) -> dict:
+    """A comparison without the named students' rows, each setting's pooled mAP SD recomputed over the rest
+    (Σ(n_i − 1) s_i² / Σ(n_i − 1)): the demo's own run, pooled as the reruns without its online students."""
+    kept = {n: settings for n, settings in students_of(comparison).items() if n not in names}
+    pooled = {}
+    for setting in comparison["pooled"]:
+        rows = [f[setting] for f in kept.values() if setting in f and f[setting]["seeds"] > 1]
+        df = sum(r["seeds"] - 1 for r in rows)
+        pooled[setting] = {"mAP": {"sd": float(np.sqrt(sum((r["seeds"] - 1) * r["sd"] ** 2 for r in rows) / df))}}
+    return {**kept, "pooled": pooled, "comparisons": comparison["comparisons"]}
+
+
 def summarise(runs: dict[int, dict]) -> dict:
     """Per row and per reference difference: spread() over the teacher seeds' comparisons."""
     rows = {s: rows_of(c) for s, c in runs.items()}
@@ -88,8 +101,10 @@ def summarise(runs: dict[int, dict]) -> dict:
                                for comp in runs.values()))
     for name in sorted(names):
         figures = [runs[s]["comparisons"][name] for s in runs]
-        # the seed term of a difference: the half-width of its unadjusted interval over t, squared (≈ its SE²)
-        terms = [((c["high"] - c["low"]) / 2 / stats.t.ppf(0.975, max(c["df"], 1))) ** 2 for c in figures]
+        # the student seeds' share of a difference: s²_pooled (1/n_a + 1/n_b), no b term against a model trained
+        # once; the queries are the same in every run, so their bootstrap term is no part of the teachers' spread
+        terms = [runs[s]["pooled"][c["setting"]]["mAP"]["sd"] ** 2
+                 * (1 / c["seeds_a"] + (1 / c["seeds_b"] if c["seeds_b"] > 1 else 0)) for s, c in zip(runs, figures)]
         d = spread([c["diff"] for c in figures], terms)
         signs = {np.sign(v) for v in d["values"]}
         d.update({"same_sign": len(signs) == 1, "survives": bool(d["low"] > 0 or d["high"] < 0),
@@ -107,7 +122,8 @@ def main(seeds: list[int] = typer.Option([1, 2], help="teacher seeds beside the 
     own = params.teacher_seed()
     if own in seeds:
         raise typer.Exit(f"teacher seed {own} is the demo's own: list other seeds")
-    runs = {own: json.loads((ROOT / "metrics/comparison.json").read_text())}
+    online = {name for name, spec in params.students.items() if spec.online}
+    runs = {own: without_students(json.loads((ROOT / "metrics/comparison.json").read_text()), online)}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             runs[seed] = rerun(workspace(Path(tmp) / f"teacher-seed-{seed}", seed))
@@ -120,7 +136,8 @@ def main(seeds: list[int] = typer.Option([1, 2], help="teacher seeds beside the 
     sds = [f["sd_teacher"] for f in summary["rows"].values()]
     summary["median_sd_teacher_rows"] = float(np.median(sds))
     write_result("teacher_seeds", {"teacher_seeds": [own, *seeds], "training_seeds": params.training_seeds(),
-                                   "list_sha256": sha256_file(ROOT / "data/prepared/list.csv")}, summary, {})
+                                   "list_sha256": sha256_file(ROOT / "data/prepared/list.csv"),
+                                   "settings_sha256": teacher_share_key(params)}, summary, {})
 
 
 if __name__ == "__main__":

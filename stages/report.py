@@ -2,6 +2,7 @@
 trade-off plot (mAP against GFLOPs per image)."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -42,25 +43,30 @@ def _per_query(kind: str, names) -> dict[str, dict]:
     return out
 
 
-def online_twins(params: Params) -> dict[str, str]:
+def online_twins(params: Params) -> dict[str, str | None]:
     """Each online student's cached twin: the first declared student (by name) with its method, teacher and
-    recipe changes, trained from the cache; online students without one are left out."""
-    twins = {}
-    for name, spec in sorted(params.students.items()):
-        if spec.online:
-            cached = [n for n, s in sorted(params.students.items()) if not s.online and
-                      (s.method, s.teacher, s.recipe) == (spec.method, spec.teacher, spec.recipe)]
-            if cached:
-                twins[name] = cached[0]
-    return twins
+    recipe changes, trained from the cache; None for an online student without one."""
+    return {name: next((n for n, s in sorted(params.students.items()) if not s.online and
+                        (s.method, s.teacher, s.recipe) == (spec.method, spec.teacher, spec.recipe)), None)
+            for name, spec in sorted(params.students.items()) if spec.online}
 
 
-def teacher_share(list_path: Path) -> dict | None:
-    """benchmarks/teacher_seeds' measurement when it was made on this prepared list, else None."""
+def teacher_share_key(params: Params) -> str:
+    """What a teachers' share measurement holds for: every setting the results depend on but the teachers' seed
+    and the online students (sha256 of their values); benchmarks/teacher_seeds records it."""
+    settings = params.model_dump(include={"seed", "teachers", "teacher", "extract", "whiten", "mine", "train",
+                                          "ensembles", "evaluate", "report"}, exclude={"teacher": {"seed"}})
+    settings["students"] = {n: s.model_dump() for n, s in params.students.items() if not s.online}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def teacher_share(params: Params, list_path: Path) -> dict | None:
+    """benchmarks/teacher_seeds' measurement when it was made on this prepared list with these settings, else None."""
     if not layout.TEACHER_SEEDS.is_file():
         return None
-    share = json.loads(layout.TEACHER_SEEDS.read_text())
-    return share if share["settings"]["list_sha256"] == sha256_file(list_path) else None
+    share = json.loads(layout.TEACHER_SEEDS.read_text())["settings"]
+    held = (share.get("list_sha256"), share.get("settings_sha256")) == (sha256_file(list_path), teacher_share_key(params))
+    return json.loads(layout.TEACHER_SEEDS.read_text()) if held else None
 
 
 def costs_of(params: Params, teachers: dict, students: dict) -> dict[str, dict]:
@@ -101,7 +107,7 @@ def report(params_path: Path) -> str:
     trained = _load_all("train", students)
     table = results_table(teachers, evaluated, trained, ensembles, costs, comparison)
     table += (intervals_note(comparison, params.report.resamples)
-              + teacher_share_note(teacher_share(layout.LIST), comparison) + caching_note(comparison, trained)
+              + teacher_share_note(teacher_share(params, layout.LIST), comparison) + caching_note(comparison, trained)
               + starts_note(trained))
     layout.TRADEOFF.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(layout.TRADEOFF) as tmp:

@@ -46,3 +46,11 @@ def online_teacher(params: Params, spec: Student, plain) -> OnlineTeacher | None
     name = spec.teachers[0]
     return load_online_teacher(name, params.teachers[name], params.extract.scales, layout.teacher_weights(name),
                                layout.whitening(name), plain)
+
+
+def target_settings(params: Params, spec: Student) -> dict:
+    """Every setting the student's targets depend on besides the teachers' weights: how the features were
+    extracted (scales, views), whitened and mined, and each teacher's declaration; a student trained earlier
+    is reused only while they hold."""
+    return {"extract": params.extract.model_dump(include={"scales", "views"}), "whiten": params.whiten.model_dump(),
+            "mine": params.mine.model_dump(), "teachers": [params.teachers[t].model_dump() for t in spec.teachers]}

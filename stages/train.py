@@ -33,7 +33,7 @@ from pipeline.train.objectives import build_objective
 from pipeline.train.targets import load_targets, partners_of
 from pipeline.train.validation import validation_scorer
 from stages.common import class_indices, prepared_list
-from stages.students import online_teacher, student
+from stages.students import online_teacher, student, target_settings
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def train_every_seed(name: str, params_path: Path) -> None:
               "sync_bn": p.sync_bn, "seed": params.seed, "eval_every": p.eval_every,
               "validation": [params.evaluate.scales, params.evaluate.batch_size], "list_sha256": list_sha, "teacher_sha256": teacher_shas,
               "source_sha256": source_sha256(), "versions": library_versions(), "device": describe_device(device()),
-              "init": [init, init_sha], "online": spec.online}
+              "init": [init, init_sha], "online": spec.online, "targets": target_settings(params, spec)}
     store = main_first(lambda: ChunkStore(layout.scratch("train", name), {  # checkpoints of another device are not resumed
         "params": params.model_dump(exclude={"train": {"seeds"}, "runtime": True}),
         "list_sha256": list_sha,

@@ -97,7 +97,8 @@ class FreshViews(Dataset):
 
     def __getitem__(self, i: int):
         position, view = i % len(self.rows), i // len(self.rows)
-        image, label, row = self.images.load(position)  # a crop box is drawn from the full image's size
+        # as ViewDataset: only the plain view may be decoded at a reduced scale (a crop box is drawn from the full size)
+        image, label, row = self.images.load(position, self.student.image_size if view == 0 else None)
         return self.student(image, row, view), label, view * self.n_rows + row, self.teacher(image, row, view)
 
 

@@ -138,11 +138,12 @@ def compare_students(students: dict[str, dict], student_queries: dict[str, dict[
     teachers' and ensembles' rows, the pooled seed SDs, the comparisons and their families.
 
     students: metrics/eval contents by name; teachers, ensembles: metrics/eval_teacher and eval_ensemble
-    contents; *_queries: per-query AP by name and setting; resamples_of(n): query resamples; online: each
-    online student's cached twin, by name: those pairs form the `caching` family, a difference "vs_cached" on
-    the online student's rows, and online students stay out of the reference family (they are a measurement
-    of the cache, not a method).
+    contents; *_queries: per-query AP by name and setting; resamples_of(n): query resamples; online: every
+    online student with its cached twin (None without one), by name: the pairs with both evaluated form the
+    `caching` family, a difference "vs_cached" on the online student's rows, and every online student stays
+    out of the reference family (they measure the cache, they are not a method).
     """
+    measuring = set(online or {})
     online = {o: c for o, c in (online or {}).items() if o in student_queries and c in student_queries}
     clash = sorted(set(students) & set(RESERVED))
     if clash:
@@ -184,14 +185,14 @@ def compare_students(students: dict[str, dict], student_queries: dict[str, dict[
     references = [n for n in scored if students[n]["method"] == "no_distill" and "symmetric" in scored[n]]
     pairs = []
     for name, settings in sorted(scored.items()):
-        if references and students[name]["method"] != "no_distill" and "symmetric" in settings and name not in online:
+        if references and students[name]["method"] != "no_distill" and "symmetric" in settings and name not in measuring:
             pairs.append(({"name": f"{name} symmetric vs no_distill", "a": name, "b": references[0],
                            "setting": "symmetric", "row": "vs_no_distill"}, settings["symmetric"],
                           scored[references[0]]["symmetric"]))
         whitened = main_setting(teacher_queries.get(students[name].get("teacher"), {}), "whitened")
         if "asymmetric" in settings and whitened is not None:
             teacher = students[name]["teacher"]
-            if name not in online:
+            if name not in measuring:
                 pairs.append(({"name": f"{name} asymmetric vs {teacher} whitened", "a": name,
                                "b": f"teacher {teacher} whitened", "setting": "asymmetric", "row": "vs_teacher"},
                               settings["asymmetric"], whitened))

@@ -171,11 +171,13 @@ def teacher_share_note(share: dict | None, comparison: dict) -> str:
     """The teachers' share, under the table: how far refitting the teachers with other seeds moved the rows and
     the reference differences (benchmarks/teacher_seeds: `share` is its JSON, None when it measured another list),
     beside what the student seeds alone put there, and which marked differences survive the teacher axis."""
-    if share is None:
-        return ("\nThe teachers' share is not measured for this list: `python -m benchmarks.teacher_seeds` refits "
-                "them with other seeds (teacher.seed) and reruns the students from each.\n")
-    figures, seeds = share["figures"], share["settings"]["teacher_seeds"]
-    dependent = {name: f for name, f in figures["rows"].items() if f["sd_between"] > 0}  # the others read no teacher
+    figures = share["figures"] if share else {}
+    dependent = {name: f for name, f in figures.get("rows", {}).items() if f["sd_between"] > 0}  # others read no teacher
+    if not dependent:
+        return ("\nThe teachers' share is not measured for this list and these settings: `python -m "
+                "benchmarks.teacher_seeds` refits the teachers with other seeds (teacher.seed) and reruns the students "
+                "from each.\n")
+    seeds = share["settings"]["teacher_seeds"]
     between = [f["sd_between"] for f in dependent.values()]
     own = {name: f["sd_teacher"] for name, f in dependent.items() if f["sd_teacher"] > 0}
     seed_share = "; ".join(f"{setting} {p['mAP']['sd'] / np.sqrt(p['mAP']['seeds']):.3f}"

@@ -44,6 +44,17 @@ def test_only_the_plain_view_is_decoded_at_a_reduced_scale(tmp_path):
     assert torch.equal(dataset[1][0], view(load_rgb(path), 0, 1))  # the crop box is drawn in full-size pixels
 
 
+def test_fresh_views_show_the_student_what_the_cached_path_shows_it(tmp_path):
+    from pipeline.data.views import FreshViews
+    path = tmp_path / "photo.jpg"
+    gradient_image(256).save(path, quality=95)
+    cached = ViewDataset([path], np.array([0]), *every_view(np.array([0]), 2), SeededView(32, seed=0))
+    fresh = FreshViews([path], np.array([0]), np.array([0]), 32, 64, seed=0)
+    assert torch.equal(fresh[0][0], cached[0][0])  # the plain view, decoded at the same reduced scale
+    assert torch.equal(fresh[1][0], cached[1][0])  # view 1: the same crop
+    assert fresh[1][3].shape == (3, 64, 64)  # and the teacher's at its own resolution
+
+
 def test_view_dataset_items_are_view_major(tmp_path):
     paths = []
     for i in range(3):

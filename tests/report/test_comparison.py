@@ -199,8 +199,8 @@ def test_cells_and_notes():
 
 
 def test_online_twins_form_the_caching_family_and_stay_out_of_the_reference_one():
-    # pooled over the four students: every seed pattern (−0.01, 0, +0.01) has SS 0.0002, s²_p = 0.0008 / 8 = 1e-4
-    # on 8 df; cached − online = 0.05 with se = 0.01 √(2/3) and no query term (one per-query pattern)
+    # pooled over the five students: every seed pattern (−0.01, 0, +0.01) has SS 0.0002, s²_p = 0.001 / 10 = 1e-4
+    # on 10 df; cached − online = 0.05 with se = 0.01 √(2/3) and no query term (one per-query pattern)
     offsets = [-0.01, 0.0, 0.01]
     queries = {"no_distill": {"symmetric": seeded(0.5, offsets)},
                "csd": {"symmetric": seeded(0.80, offsets), "asymmetric": seeded(0.70, offsets)},
@@ -209,7 +209,9 @@ def test_online_twins_form_the_caching_family_and_stay_out_of_the_reference_one(
     students = {"no_distill": {"method": "no_distill", "teacher": "t"}, "csd": {"method": "csd", "teacher": "t"},
                 "csd_online": {"method": "csd", "teacher": "t"}, "fitnet": {"method": "fitnet", "teacher": "t"}}
     teacher = {"t": {"whitened": np.full(40, 0.6), "raw": np.full(40, 0.6)}}
-    got = compare_students(students, queries, teacher, resamples_of, online={"csd_online": "csd"})
+    queries["pkt_online"] = {"symmetric": seeded(0.6, offsets)}  # online, without a cached twin
+    students["pkt_online"] = {"method": "pkt", "teacher": "t"}
+    got = compare_students(students, queries, teacher, resamples_of, online={"csd_online": "csd", "pkt_online": None})
     reference = got["families"]["reference"]["members"]
     assert reference == ["csd symmetric vs no_distill", "csd asymmetric vs t whitened", "fitnet symmetric vs no_distill"]
     caching = got["families"]["caching"]
@@ -217,7 +219,7 @@ def test_online_twins_form_the_caching_family_and_stay_out_of_the_reference_one(
     symmetric = got["csd_online"]["symmetric"]["vs_cached"]
     assert (symmetric["a"], symmetric["b"], symmetric["family"]) == ("csd", "csd_online", "caching")
     assert symmetric["diff"] == pytest.approx(0.05)
-    half = stats.t.ppf(0.975, 8) * 0.01 * np.sqrt(2 / 3)
+    half = stats.t.ppf(0.975, 10) * 0.01 * np.sqrt(2 / 3)
     assert (symmetric["low"], symmetric["high"]) == (pytest.approx(0.05 - half), pytest.approx(0.05 + half))
     asymmetric = got["csd_online"]["asymmetric"]["vs_cached"]
     assert asymmetric["diff"] == pytest.approx(0.0, abs=1e-12) and not asymmetric["marked"]
