@@ -3,6 +3,7 @@ agree with the cached ones on the cached views, only the online path runs the te
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -16,7 +17,8 @@ from pipeline.data.views import FRESH_VIEWS, FreshViewPerImage, FreshViews, item
 from pipeline.errors import RdistillError
 from pipeline.params import load_params
 from pipeline.train import online
-from tests.test_resume import PARAMS, RDISTILL, assert_same_weights, kill_once_written, project  # noqa: F401
+from pipeline.models.backbones import create
+from tests.test_resume import PARAMS, RDISTILL, assert_same_weights, kill_once_written
 
 # 80 training images: 16 whitened dimensions, square-rooted PCA as the demo (power 0.25)
 ONLINE = {**PARAMS, "extract": {**PARAMS["extract"], "views": 2}, "whiten": {"n_components": 16, "power": 0.25},
@@ -26,12 +28,31 @@ ONLINE = {**PARAMS, "extract": {**PARAMS["extract"], "views": 2}, "whiten": {"n_
                        "live": {"method": "csd", "teacher": "t", "online": True}}}
 
 
-def cache_teacher(project, params: dict = ONLINE) -> None:
+def cache_teacher(project) -> None:
     """The teacher's cached views, whitening and neighbours, as `dvc repro` makes them."""
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    (project / "params.yaml").write_text(yaml.safe_dump(ONLINE))
     for command in (["prepare"], ["extract", "t"], ["whiten", "t"], ["mine", "t"]):
         done = subprocess.run([RDISTILL, *command], cwd=project, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def cached_once(tmp_path_factory):
+    """A project with a random resnet18 teacher's cached views, whitening and neighbours, made once per module."""
+    project = tmp_path_factory.mktemp("cached")
+    (project / "params.yaml").write_text(yaml.safe_dump(PARAMS))
+    subprocess.run([RDISTILL, "prepare"], cwd=project, check=True, capture_output=True)
+    torch.manual_seed(0)
+    (project / "data/teachers").mkdir(parents=True)
+    torch.save(create("resnet18").state_dict(), project / "data/teachers/t.pt")
+    cache_teacher(project)
+    return project
+
+
+@pytest.fixture
+def project(cached_once, tmp_path):
+    """This test's own copy of the cached project."""
+    return Path(shutil.copytree(cached_once, tmp_path / "project"))
 
 
 def online_teacher(project) -> online.OnlineTeacher:
@@ -43,7 +64,6 @@ def online_teacher(project) -> online.OnlineTeacher:
 
 
 def test_online_targets_are_the_cached_ones_on_the_cached_views(project):
-    cache_teacher(project)
     teacher = online_teacher(project)
     image_list = read_list(project / "data/prepared/list.csv")
     rows = image_list.train_rows()[:12]
@@ -114,7 +134,6 @@ class Counted:
 
 def test_only_the_online_student_runs_the_teacher(project, monkeypatch):
     from stages.train import train
-    cache_teacher(project)
     monkeypatch.chdir(project)
     calls = Counted(monkeypatch)
     train("cached", project / "params.yaml")
@@ -144,9 +163,7 @@ def load_params_with(changes: dict, project):
 
 
 def test_whitening_of_other_weights_is_refused(project):
-    cache_teacher(project)
     torch.manual_seed(1)
-    from pipeline.models.backbones import create
     torch.save(create("resnet18").state_dict(), project / "data/teachers/t.pt")  # retrained, not re-extracted
     with pytest.raises(RdistillError, match="learned from the features of other weights"):
         online_teacher(project)
@@ -157,7 +174,7 @@ def test_killed_online_training_resumes_with_identical_weights(project):
     params = {**ONLINE, "train": {**ONLINE["train"], "student": {"arch": "resnet18", "image_size": 16,
                                                                  "random_erasing": 0.5},
                                   "override": {"epochs": 3, "batch_size": 16}}}
-    cache_teacher(project, params)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))  # the cache holds: only training changes
     scratch = project / "data/.partial/train-live"
     kill_once_written([RDISTILL, "train", "live"], project, scratch / "checkpoint-seed-0.pt")
     resumed = subprocess.run([RDISTILL, "train", "live"], cwd=project, capture_output=True, text=True)
