@@ -135,6 +135,7 @@ def main(seeds: list[int] = typer.Option([1, 2], help="teacher seeds beside the 
                   + f"; SD between {f['sd_between']:.3f}, teacher {f['sd_teacher']:.3f}", flush=True)
     sds = [f["sd_teacher"] for f in summary["rows"].values()]
     summary["median_sd_teacher_rows"] = float(np.median(sds))
+    print("the report cites it from its next run: dvc repro --force report", flush=True)
     write_result("teacher_seeds", {"teacher_seeds": [own, *seeds], "training_seeds": params.training_seeds(),
                                    "list_sha256": sha256_file(ROOT / "data/prepared/list.csv"),
                                    "settings_sha256": teacher_share_key(params)}, summary, {})

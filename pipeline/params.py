@@ -410,10 +410,10 @@ class StudentSpec(Section):
     recipe: RecipeOverride = RecipeOverride()
     """this student's own changes to its method's recipe"""
     online: bool = False
-    """the reference that measures what the cache costs: the teacher runs on every batch, on a fresh seeded
-    crop of every image each epoch (the student's own view), whitened as its cached features are, instead of
-    reading one of the extract.views cached views; CSD's neighbours stay the cached plain images (about 15x
-    slower per epoch on a CPU)"""
+    """the reference that measures what the cache costs: the student sees its plain image as often as from the
+    cache (1 / extract.views) and otherwise a crop drawn afresh each time instead of one of the cached ones, and
+    the teacher runs on those crops, whitened as its cached features are (plain images and CSD's neighbours keep
+    their cached targets, which the teacher computes alike); 2 to 15x slower per epoch on a CPU"""
 
     @model_validator(mode="after")
     def _online_needs_a_teacher(self) -> StudentSpec:

@@ -61,7 +61,9 @@ def teacher_share_key(params: Params) -> str:
 
 
 def teacher_share(params: Params, list_path: Path) -> dict | None:
-    """benchmarks/teacher_seeds' measurement when it was made on this prepared list with these settings, else None."""
+    """benchmarks/teacher_seeds' measurement when it was made on this prepared list with these settings, else None.
+    Read when present, not a DVC dependency (a project without the benchmark's results runs all the same), so
+    a new measurement is cited after `dvc repro --force report`."""
     if not layout.TEACHER_SEEDS.is_file():
         return None
     share = json.loads(layout.TEACHER_SEEDS.read_text())["settings"]
